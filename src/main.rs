@@ -1,0 +1,2 @@
+//! The `aion` binary.
+fn main() {}
