@@ -136,21 +136,6 @@ impl ConfigTable {
     pub fn len(&self) -> usize {
         self.infos.len()
     }
-
-    /// Id of the configuration holding exactly `instances`, if valid.
-    pub fn find(&self, instances: &[Slot]) -> Option<u16> {
-        let mut config = 0u16;
-        for &(shape, start) in instances {
-            if start >= MEMORY_SLICES || shape as usize >= SHAPE_COUNT {
-                return None;
-            }
-            config = self.after_place(config, Shape(shape), start);
-            if config == NONE {
-                return None;
-            }
-        }
-        Some(config)
-    }
 }
 
 /// The process-wide table (a few hundred entries, built on first use).

@@ -76,5 +76,5 @@ pub enum MigError {
     LeaseConflict(u64),
     /// A request could not be placed; the reason says why.
     #[error("request cannot be placed: {0}")]
-    Unplaceable(String),
+    Unplaceable(crate::engine::Unplaceable),
 }

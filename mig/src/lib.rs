@@ -4,15 +4,19 @@
 //! in time independent of its size.
 
 mod config;
-//pub mod engine;
+pub mod engine;
 pub mod error;
 pub mod fleet;
 pub mod gpu;
+mod hash;
 pub mod model;
 pub mod profile;
 //pub mod report;
 
-//pub use engine::{Constraints, Engine, ExistingInstance, LeaseKey, Policy, Request, Unplaceable};
+pub use engine::{
+    Constraints, Engine, ExistingInstance, InstancePlacement, LeaseKey, Policy, PreemptionPlan,
+    Request, Unplaceable,
+};
 pub use error::MigError;
 pub use fleet::{Fleet, Node, NodeId};
 pub use gpu::{GpuState, Placement, all_configurations, maximal_configurations};
