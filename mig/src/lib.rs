@@ -11,7 +11,7 @@ pub mod gpu;
 mod hash;
 pub mod model;
 pub mod profile;
-//pub mod report;
+pub mod report;
 
 pub use engine::{
     Constraints, Engine, ExistingInstance, InstancePlacement, LeaseKey, Policy, PreemptionPlan,
