@@ -1,1 +1,16 @@
-//! Database migrations for PostgreSQL and SQLite.
+//! Database migrations of Aion. They run unchanged on PostgreSQL and SQLite, use plain
+//! table names (never entity types, so old migrations never change) and are only ever added.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_tenancy;
+
+/// The ordered list of Aion's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_tenancy::Migration)]
+    }
+}

@@ -1,1 +1,51 @@
-//! The domain of Aion: tenancy, identity, authorisation, audit.
+//! The domain of Aion: tenancy, identity, authorisation, API tokens, idempotency and the
+//! audit log. HTTP never reaches this crate; SQL never leaves it.
+
+pub mod audit;
+pub mod authz;
+pub mod bootstrap;
+pub mod clock;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod identity;
+pub mod idempotency;
+pub mod ids;
+pub mod members;
+pub mod oidc;
+pub mod organizations;
+pub mod pagination;
+pub mod projects;
+pub mod scope;
+pub mod seed;
+pub mod tokens;
+pub mod validate;
+pub mod values;
+
+pub use error::{Error, Result};
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
+use std::sync::Arc;
+
+/// Everything a domain operation needs: the database, the clock and the OIDC verifier.
+#[derive(Clone)]
+pub struct Services {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The time source.
+    pub clock: clock::Clock,
+    /// Validates OIDC access tokens.
+    pub oidc: Arc<oidc::OidcVerifier>,
+}
+
+impl Services {
+    /// Starts a read-write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on lock upgrade.
+    pub async fn write_txn(&self) -> Result<DatabaseTransaction> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+}

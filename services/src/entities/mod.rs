@@ -1,0 +1,10 @@
+//! sea-orm entities: one per table, generated-style and kept apart from domain code.
+
+pub mod api_tokens;
+pub mod audit_events;
+pub mod audit_head;
+pub mod idempotency_keys;
+pub mod memberships;
+pub mod organizations;
+pub mod projects;
+pub mod users;

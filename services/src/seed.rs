@@ -1,0 +1,55 @@
+//! Demo data for `aion dev`: the allocators GENCI and CNRS, two member organisations with
+//! a project each, and two demo users. Created through the normal domain functions, so it
+//! is validated and audited like anything else. Runs only on a database without organisations.
+
+use crate::authz::Caller;
+use crate::entities::organizations;
+use crate::error::Result;
+use crate::members::{self, MemberRef};
+use crate::organizations::{self as orgs, NewOrganization};
+use crate::projects::{self, NewProject};
+use crate::scope::Scope;
+use crate::Services;
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+/// Issuer of the demo users; a real provider never uses a `urn:` issuer.
+pub const DEMO_ISSUER: &str = "urn:aion:dev";
+
+/// What was seeded, for printing.
+#[derive(Debug, Default)]
+pub struct Seeded {
+    /// Slugs of the organisations created.
+    pub organizations: Vec<String>,
+}
+
+/// Seeds the demo data if there is no organisation yet.
+pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
+    if organizations::Entity::find().count(&svc.db).await? > 0 {
+        return Ok(Seeded::default());
+    }
+    let system = Caller::system("seed");
+    let mut seeded = Seeded::default();
+    for (slug, name, kind, country) in [
+        ("genci", "GENCI", "allocator", "FR"),
+        ("cnrs", "CNRS", "allocator", "FR"),
+    ] {
+        let org = orgs::create(svc, &system, NewOrganization::parse(slug, name, kind, Some(country))?, None).await?;
+        seeded.organizations.push(org.slug);
+    }
+    let members_orgs = [
+        ("hyperion-lab", "Laboratoire Hyperion", "academic", "climate-llm", "Climate downscaling LLM", "alice"),
+        ("helios-ai", "Helios AI", "startup", "vision-pretrain", "Vision model pre-training", "bob"),
+    ];
+    for (slug, name, kind, project_slug, project_name, user) in members_orgs {
+        let org = orgs::create(svc, &system, NewOrganization::parse(slug, name, kind, Some("FR"))?, None).await?;
+        let project = projects::create(svc, &system, org.id, NewProject::parse(project_slug, project_name, None)?, None).await?;
+        let who = MemberRef::Identity {
+            issuer: DEMO_ISSUER.into(),
+            subject: user.into(),
+            email: Some(format!("{user}@{slug}.example")),
+        };
+        members::add(svc, &system, Scope::Project(project.id), who, "lead", None).await?;
+        seeded.organizations.push(org.slug);
+    }
+    Ok(seeded)
+}
