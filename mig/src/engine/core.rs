@@ -55,6 +55,7 @@ pub struct Engine {
     /// Owner of each preemptible instance, keyed by `gpu << 3 | start`.
     pub(super) owners: IntMap<u64, LeaseKey>,
     selectors: HashMap<Constraints, Arc<[u16]>>,
+    all_groups: Option<Arc<[u16]>>,
     pub(super) compute_used: u64,
 }
 
@@ -103,6 +104,7 @@ impl Engine {
                 gpu_count,
             });
         }
+        let lease_capacity = gpus.len() * 3;
         let mut engine = Self {
             policy,
             index: index::for_policy(policy, groups.len(), gpus.len()),
@@ -111,12 +113,17 @@ impl Engine {
             node_index,
             groups,
             gpus,
-            leases: IntMap::default(),
+            // Sized for a loaded fleet so that growth never rehashes mid-batch.
+            leases: IntMap::with_capacity_and_hasher(lease_capacity, Default::default()),
             owners: IntMap::default(),
             selectors: HashMap::new(),
+            all_groups: None,
             compute_used: 0,
         };
         engine.index_all();
+        if !engine.groups.is_empty() {
+            engine.all_groups = Some((0..engine.groups.len() as u16).collect());
+        }
         Ok(engine)
     }
 
@@ -184,6 +191,12 @@ impl Engine {
 
     /// The groups (model, site, label set) that satisfy `c`, cached.
     pub(super) fn matching_groups(&mut self, c: &Constraints) -> Result<Arc<[u16]>, MigError> {
+        // The common request has no constraint: skip hashing the selector.
+        if *c == Constraints::default()
+            && let Some(all) = &self.all_groups
+        {
+            return Ok(all.clone());
+        }
         if let Some(found) = self.selectors.get(c) {
             return Ok(found.clone());
         }
