@@ -1,2 +1,156 @@
-//! The `aion` binary.
-fn main() {}
+//! `aion`: the control plane (`serve`, `dev`), its database (`migrate`), the audit chain
+//! check (`audit verify`) and offline MIG tables (`mig`).
+
+mod mig_cli;
+
+use aion::config::{ConfigArgs, LogFormat};
+use aion::startup::{Application, Mode};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Aion: control plane of a sovereign GPU cloud.
+#[derive(Parser)]
+#[command(name = "aion", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (API) against the configured database.
+    Serve(ConfigArgs),
+    /// Run the embedded default: SQLite in ./.aion, demo data, no external service.
+    Dev(ConfigArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(ConfigArgs),
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCommand,
+    },
+    /// Offline MIG tables: profiles and valid configurations per GPU model.
+    Mig {
+        #[command(subcommand)]
+        cmd: mig_cli::MigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain; exits non-zero if it is broken.
+    Verify(ConfigArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AION_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mig { cmd } => mig_cli::run(cmd),
+        other => run_async(other),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("aion: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_async(command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve(args) => serve(args, Mode::Serve).await,
+            Command::Dev(args) => serve(args, Mode::Dev).await,
+            Command::Migrate(args) => migrate(args).await,
+            Command::Audit {
+                cmd: AuditCommand::Verify(args),
+            } => verify_audit(args).await,
+            Command::Mig { .. } => Ok(()),
+        }
+    })
+}
+
+async fn serve(args: ConfigArgs, mode: Mode) -> anyhow::Result<()> {
+    let config = args.load()?;
+    init_logging(config.log_format);
+    tracing::info!(?config, ?mode, "starting");
+    let app = Application::build(&config, mode).await?;
+    let base = format!("http://{}:{}", config.listen.ip(), app.port());
+    println!("Aion control plane listening on {base}");
+    println!("  API:            {base}/v1");
+    println!("  API reference:  {base}/v1/docs/");
+    println!("  OpenAPI:        {base}/v1/openapi.json");
+    if !app.seeded.is_empty() {
+        println!("  demo data:      organisations {}", app.seeded.join(", "));
+    }
+    match &app.bootstrap_token {
+        Some(token) => {
+            println!(
+                "  admin token (shown once, also in {}):",
+                app.admin_token_path.display()
+            );
+            println!("    {token}");
+            println!(
+                "  try: curl -H \"Authorization: Bearer $(cat {})\" {base}/v1/organizations",
+                app.admin_token_path.display()
+            );
+        }
+        None => println!(
+            "  admin token:    see {} (created on first start)",
+            app.admin_token_path.display()
+        ),
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    init_logging(config.log_format);
+    let conn = aion_services::db::connect(&config.database_url(), 2).await?;
+    let pending = aion_services::db::pending_migrations(&conn).await?;
+    aion_services::db::migrate(&conn).await?;
+    println!(
+        "applied {} migration(s){}",
+        pending.len(),
+        if pending.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", pending.join(", "))
+        }
+    );
+    Ok(())
+}
+
+async fn verify_audit(args: ConfigArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    let conn = aion_services::db::connect(&config.database_url(), 2).await?;
+    let report = aion_services::audit::verify(&conn).await?;
+    match report.first_bad_seq {
+        None => {
+            println!("audit chain intact: {} event(s) verified", report.events);
+            Ok(())
+        }
+        Some(seq) => anyhow::bail!(
+            "audit chain broken at event {seq}: {} ({} event(s) verified before it)",
+            report.problem.unwrap_or_default(),
+            report.events
+        ),
+    }
+}

@@ -1,1 +1,126 @@
-//! The /v1 REST API.
+//! The Aion `/v1` REST API on actix-web: routes, authentication extractors,
+//! problem+json errors and the OpenAPI 3.1 document.
+
+pub mod convert;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use aion_services::Services;
+use error::ApiError;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Shared state of every handler.
+pub struct AppState {
+    /// The domain layer.
+    pub services: Services,
+}
+
+/// Largest JSON body accepted (bodies here are small; this bounds memory per request).
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// The OpenAPI document, generated from the handlers and wire types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Aion API", description = "Control plane of a sovereign GPU cloud: MIG slices under quotas and budgets."),
+    modifiers(&BearerAuth),
+    paths(
+        routes::health::healthz, routes::health::readyz, routes::me::get_me,
+        routes::organizations::create, routes::organizations::list, routes::organizations::get,
+        routes::organizations::update, routes::organizations::remove,
+        routes::projects::create, routes::projects::list, routes::projects::get,
+        routes::projects::update, routes::projects::remove,
+        routes::members::add_org, routes::members::list_org, routes::members::update_org, routes::members::remove_org,
+        routes::members::add_project, routes::members::list_project, routes::members::update_project, routes::members::remove_project,
+        routes::tokens::create_org, routes::tokens::list_org, routes::tokens::revoke_org,
+        routes::tokens::create_project, routes::tokens::list_project, routes::tokens::revoke_project,
+        routes::audit::list,
+    ),
+    tags(
+        (name = "organizations", description = "Consortium members and allocators"),
+        (name = "projects", description = "Units of budget, quota and billing"),
+        (name = "members", description = "Roles of users in organisations and projects"),
+        (name = "tokens", description = "API tokens for partners and automation"),
+        (name = "audit", description = "The hash-chained audit log"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An Aion API token (`aion_…`) or an OIDC access token (JWT)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Registers every route of the API, the documentation and the error handlers.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use routes::*;
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BYTES)
+            .error_handler(|err, _| {
+                ApiError::bad_request(format!("invalid JSON body: {err}")).into()
+            }),
+    )
+    .app_data(web::PathConfig::default().error_handler(|err, _| {
+        ApiError::from(aion_services::Error::invalid("path", format!("{err}"))).into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::from(aion_services::Error::invalid("query", format!("{err}"))).into()
+    }))
+    .service(health::healthz)
+    .service(health::readyz)
+    .service(me::get_me)
+    .service(organizations::create)
+    .service(organizations::list)
+    .service(organizations::get)
+    .service(organizations::update)
+    .service(organizations::remove)
+    .service(projects::create)
+    .service(projects::list)
+    .service(projects::get)
+    .service(projects::update)
+    .service(projects::remove)
+    .service(members::add_org)
+    .service(members::list_org)
+    .service(members::update_org)
+    .service(members::remove_org)
+    .service(members::add_project)
+    .service(members::list_project)
+    .service(members::update_project)
+    .service(members::remove_project)
+    .service(tokens::create_org)
+    .service(tokens::list_org)
+    .service(tokens::revoke_org)
+    .service(tokens::create_project)
+    .service(tokens::list_project)
+    .service(tokens::revoke_project)
+    .service(audit::list)
+    .service(SwaggerUi::new("/v1/docs/{_:.*}").url("/v1/openapi.json", ApiDoc::openapi()));
+}
+
+/// Answer for paths and methods that match no route.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "Not found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}

@@ -1,1 +1,8 @@
-//! Wire types of /v1 and the agent protocol.
+//! Wire types of the Aion `/v1` API (and, later, of the agent protocol): serde and
+//! OpenAPI schemas only, shared by the server, the agent and the CLI.
+
+pub mod problem;
+pub mod tenancy;
+
+pub use problem::Problem;
+pub use tenancy::*;

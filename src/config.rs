@@ -1,0 +1,244 @@
+//! Configuration: one typed struct, filled from defaults, then a TOML file (`--config`),
+//! then `AION_*` environment variables and command-line flags (clap reads both; a flag
+//! wins over its variable). Unknown keys in the file are rejected. The database URL is
+//! redacted wherever the configuration is printed or logged.
+
+use aion_services::oidc::TrustedIssuer;
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (production).
+    Json,
+}
+
+/// A database URL; its password never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                write!(f, "{}://***{}", &self.0[..scheme], &self.0[at..])
+            }
+            _ => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// The whole configuration of `aion serve` / `aion dev` / `aion migrate`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database and the bootstrap admin token.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; default: SQLite in `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Size of the database connection pool.
+    pub db_max_connections: u32,
+    /// Apply pending migrations at start instead of refusing to start.
+    pub migrate: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// OIDC issuers whose access tokens are accepted, each with the audience to require.
+    pub oidc_issuers: Vec<TrustedIssuer>,
+    /// Tolerated clock skew when checking `exp`/`nbf`, in seconds.
+    pub oidc_leeway_s: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".aion"),
+            database_url: None,
+            db_max_connections: 16,
+            migrate: false,
+            log_format: LogFormat::Text,
+            oidc_issuers: Vec::new(),
+            oidc_leeway_s: 30,
+        }
+    }
+}
+
+impl Config {
+    /// The database URL to use: the configured one, or SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.0.clone(),
+            None => format!("sqlite://{}/aion.db?mode=rwc", self.data_dir.display()),
+        }
+    }
+}
+
+/// Flags (and their `AION_*` variables) that override the file; every option has one.
+#[derive(Clone, Debug, Default, Serialize, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "AION_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "AION_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Data folder [default: ./.aion].
+    #[arg(long, env = "AION_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (postgres://… or sqlite://…) [default: SQLite in the data folder].
+    #[arg(long, env = "AION_DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Database connection pool size [default: 16].
+    #[arg(long, env = "AION_DB_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_max_connections: Option<u32>,
+    /// Apply pending migrations at start.
+    #[arg(long, env = "AION_MIGRATE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<bool>,
+    /// Log format [default: text].
+    #[arg(long, env = "AION_LOG_FORMAT", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Trusted OIDC issuer as ISSUER=AUDIENCE; repeat, or comma-separate in the variable.
+    #[arg(long = "oidc-issuer", env = "AION_OIDC_ISSUERS", value_delimiter = ',', value_parser = parse_issuer)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oidc_issuers: Vec<TrustedIssuer>,
+    /// Clock skew tolerated on token times, seconds [default: 30].
+    #[arg(long, env = "AION_OIDC_LEEWAY_S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc_leeway_s: Option<u32>,
+}
+
+fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {
+    if raw.starts_with("postgres://")
+        || raw.starts_with("postgresql://")
+        || raw.starts_with("sqlite:")
+    {
+        Ok(DatabaseUrl(raw.to_owned()))
+    } else {
+        Err("expected a postgres://… or sqlite:… URL".into())
+    }
+}
+
+fn parse_issuer(raw: &str) -> Result<TrustedIssuer, String> {
+    let (issuer, audience) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected ISSUER=AUDIENCE, got '{raw}'"))?;
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || audience.is_empty() {
+        return Err(format!(
+            "expected an http(s) issuer URL and a non-empty audience, got '{raw}'"
+        ));
+    }
+    Ok(TrustedIssuer {
+        issuer: issuer.to_owned(),
+        audience: audience.to_owned(),
+    })
+}
+
+impl ConfigArgs {
+    /// Merges defaults, the file and these flags into one checked configuration.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &self.config {
+            anyhow::ensure!(
+                path.is_file(),
+                "configuration file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(Serialized::defaults(self))
+            .extract()
+            .context("invalid configuration")?;
+        anyhow::ensure!(
+            config.db_max_connections > 0,
+            "db_max_connections must be at least 1"
+        );
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let f = file("listen = \"0.0.0.0:9000\"\ndb_max_connections = 4\n");
+        let args = ConfigArgs {
+            config: Some(f.path().into()),
+            db_max_connections: Some(8),
+            ..Default::default()
+        };
+        let config = args.load().unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.db_max_connections, 8);
+        assert_eq!(config.oidc_leeway_s, 30);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_rejected() {
+        let f = file("listn = \"0.0.0.0:9000\"\n");
+        let err = ConfigArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        }
+        .load()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+    }
+
+    #[test]
+    fn issuers_come_from_the_file_as_tables() {
+        let f = file(
+            "[[oidc_issuers]]\nissuer = \"https://idp.example\"\naudience = \"https://api.example\"\n",
+        );
+        let config = ConfigArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        }
+        .load()
+        .unwrap();
+        assert_eq!(config.oidc_issuers[0].audience, "https://api.example");
+    }
+
+    #[test]
+    fn an_issuer_flag_without_audience_is_rejected() {
+        assert!(parse_issuer("https://idp.example").is_err());
+        assert!(parse_issuer("https://idp.example=https://api").is_ok());
+    }
+
+    #[test]
+    fn the_database_password_never_shows_in_debug_output() {
+        let config = Config {
+            database_url: Some(DatabaseUrl("postgres://aion:hunter2@db:5432/aion".into())),
+            ..Default::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("@db:5432"));
+    }
+}

@@ -1,0 +1,132 @@
+//! Building the running control plane: database, migrations, bootstrap, HTTP server.
+//! `main` and the integration tests use the same [`Application::build`], so tests start
+//! exactly the server users run.
+
+use crate::config::Config;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use aion_api::AppState;
+use aion_services::clock::Clock;
+use aion_services::oidc::OidcVerifier;
+use aion_services::{Services, bootstrap, db, seed};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How the process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Production: refuses a database with pending migrations unless `migrate` is set.
+    Serve,
+    /// Embedded default: always migrates and seeds demo data.
+    Dev,
+}
+
+/// A built, bound, not yet running control plane.
+pub struct Application {
+    server: Server,
+    port: u16,
+    /// The domain layer (tests use it to inspect state).
+    pub services: Services,
+    /// The bootstrap admin token, when this start created it.
+    pub bootstrap_token: Option<String>,
+    /// Where the bootstrap token was written.
+    pub admin_token_path: PathBuf,
+    /// Organisations seeded (dev mode, first start).
+    pub seeded: Vec<String>,
+}
+
+impl Application {
+    /// Connects, checks or applies migrations, bootstraps and binds the server.
+    pub async fn build(config: &Config, mode: Mode) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
+        let conn = db::connect(&config.database_url(), config.db_max_connections).await?;
+        let pending = db::pending_migrations(&conn).await?;
+        if !pending.is_empty() {
+            anyhow::ensure!(
+                mode == Mode::Dev || config.migrate,
+                "the database is behind: {} migration(s) pending ({}); run `aion migrate` or start with --migrate",
+                pending.len(),
+                pending.join(", ")
+            );
+            tracing::info!(count = pending.len(), "applying migrations");
+            db::migrate(&conn).await?;
+        }
+        let clock = Clock::System;
+        let oidc = OidcVerifier::new(
+            config.oidc_issuers.clone(),
+            config.oidc_leeway_s,
+            clock.clone(),
+        )?;
+        let services = Services {
+            db: conn,
+            clock,
+            oidc: Arc::new(oidc),
+        };
+        let admin_token_path = config.data_dir.join("admin-token");
+        let bootstrap_token = bootstrap::admin_token_if_empty(&services).await?;
+        if let Some(token) = &bootstrap_token {
+            write_secret_file(&admin_token_path, token)?;
+        }
+        let seeded = match mode {
+            Mode::Dev => seed::demo_if_empty(&services).await?.organizations,
+            Mode::Serve => Vec::new(),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("binding {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let server = http_server(listener, services.clone())?;
+        Ok(Self {
+            server,
+            port,
+            services,
+            bootstrap_token,
+            admin_token_path,
+            seeded,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is stopped (SIGINT/SIGTERM shut down gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn http_server(listener: TcpListener, services: Services) -> anyhow::Result<Server> {
+    let state = web::Data::new(AppState { services });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::from_fn(aion_api::error::finish_problems))
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .configure(aion_api::configure)
+            .default_service(web::to(aion_api::not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}
+
+/// Writes a secret readable by its owner only (mode 0600), replacing any older file.
+fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    writeln!(file, "{secret}")?;
+    Ok(())
+}
