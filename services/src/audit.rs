@@ -89,7 +89,10 @@ pub async fn append(
     // Updating the head row first takes its lock (PostgreSQL) or the write lock (SQLite):
     // concurrent appenders queue here, so the chain stays linear.
     audit_head::Entity::update_many()
-        .col_expr(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq).add(1))
+        .col_expr(
+            audit_head::Column::Seq,
+            Expr::col(audit_head::Column::Seq).add(1),
+        )
         .filter(audit_head::Column::Id.eq(1))
         .exec(txn)
         .await?;
@@ -113,9 +116,13 @@ pub async fn append(
         hash: String::new(),
     };
     event.hash = chain_hash(&head.hash, &event);
-    audit_head::ActiveModel { id: Set(1), seq: Set(head.seq), hash: Set(event.hash.clone()) }
-        .update(txn)
-        .await?;
+    audit_head::ActiveModel {
+        id: Set(1),
+        seq: Set(head.seq),
+        hash: Set(event.hash.clone()),
+    }
+    .update(txn)
+    .await?;
     audit_events::ActiveModel::from(event).insert(txn).await?;
     Ok(())
 }
@@ -167,18 +174,38 @@ pub async fn list(
     }
     use audit_events::Column as C;
     let f = filter;
-    if let Some(v) = f.actor { query = query.filter(C::Actor.eq(v)); }
-    if let Some(v) = f.action { query = query.filter(C::Action.eq(v)); }
-    if let Some(v) = f.target_kind { query = query.filter(C::TargetKind.eq(v)); }
-    if let Some(v) = f.target_id { query = query.filter(C::TargetId.eq(v)); }
-    if let Some(v) = f.organization_id { query = query.filter(C::OrganizationId.eq(v.0)); }
-    if let Some(v) = f.project_id { query = query.filter(C::ProjectId.eq(v.0)); }
-    if let Some(v) = f.since { query = query.filter(C::OccurredAt.gte(v)); }
-    if let Some(v) = f.until { query = query.filter(C::OccurredAt.lt(v)); }
+    if let Some(v) = f.actor {
+        query = query.filter(C::Actor.eq(v));
+    }
+    if let Some(v) = f.action {
+        query = query.filter(C::Action.eq(v));
+    }
+    if let Some(v) = f.target_kind {
+        query = query.filter(C::TargetKind.eq(v));
+    }
+    if let Some(v) = f.target_id {
+        query = query.filter(C::TargetId.eq(v));
+    }
+    if let Some(v) = f.organization_id {
+        query = query.filter(C::OrganizationId.eq(v.0));
+    }
+    if let Some(v) = f.project_id {
+        query = query.filter(C::ProjectId.eq(v.0));
+    }
+    if let Some(v) = f.since {
+        query = query.filter(C::OccurredAt.gte(v));
+    }
+    if let Some(v) = f.until {
+        query = query.filter(C::OccurredAt.lt(v));
+    }
     if let Some(after) = page.after_i64()? {
         query = query.filter(C::Seq.lt(after));
     }
-    let rows = query.order_by_desc(C::Seq).limit(page.fetch()).all(db).await?;
+    let rows = query
+        .order_by_desc(C::Seq)
+        .limit(page.fetch())
+        .all(db)
+        .await?;
     let events = rows.into_iter().map(to_event).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(events, page, |e| e.seq.to_string()))
 }
@@ -258,5 +285,9 @@ pub async fn verify(db: &impl ConnectionTrait) -> Result<Verification> {
             problem: Some("events after the last one found were removed".into()),
         });
     }
-    Ok(Verification { events: checked, first_bad_seq: None, problem: None })
+    Ok(Verification {
+        events: checked,
+        first_bad_seq: None,
+        problem: None,
+    })
 }

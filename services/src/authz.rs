@@ -166,7 +166,9 @@ impl Caller {
 
     /// May see the project.
     pub fn can_see_project(&self, org: OrganizationId, project: ProjectId) -> bool {
-        self.reads_everything() || self.org_role(org).is_some() || self.project_role(project).is_some()
+        self.reads_everything()
+            || self.org_role(org).is_some()
+            || self.project_role(project).is_some()
     }
 
     /// May change the project, its members and tokens.
@@ -209,7 +211,11 @@ mod tests {
     use super::*;
 
     fn caller(grants: Vec<Grant>) -> Caller {
-        Caller { actor: Actor::System, grants, request_id: "t".into() }
+        Caller {
+            actor: Actor::System,
+            grants,
+            request_id: "t".into(),
+        }
     }
 
     #[test]
@@ -224,11 +230,17 @@ mod tests {
 
     #[test]
     fn another_tenant_sees_nothing() {
-        let c = caller(vec![Grant::Organization(OrganizationId::new(), OrgRole::Admin)]);
+        let c = caller(vec![Grant::Organization(
+            OrganizationId::new(),
+            OrgRole::Admin,
+        )]);
         let (org, project) = (OrganizationId::new(), ProjectId::new());
         assert!(!c.can_see_org(org));
         assert!(!c.can_see_project(org, project));
-        assert!(matches!(c.require(false, false, "project"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            c.require(false, false, "project"),
+            Err(Error::NotFound(_))
+        ));
     }
 
     #[test]
@@ -237,7 +249,10 @@ mod tests {
         let (org, project) = (OrganizationId::new(), ProjectId::new());
         assert!(c.can_see_project(org, project));
         assert!(!c.can_manage_project(org, project));
-        assert!(matches!(c.require(true, false, "project"), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            c.require(true, false, "project"),
+            Err(Error::Forbidden(_))
+        ));
     }
 
     #[test]

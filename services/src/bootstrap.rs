@@ -1,11 +1,11 @@
 //! First start: on an empty database, create one platform-admin API token so an operator
 //! can reach the API at all. Later starts create nothing.
 
+use crate::Services;
 use crate::audit::{self, Record};
 use crate::authz::{Caller, PlatformRole};
 use crate::entities::{api_tokens, organizations};
 use crate::error::Result;
-use crate::Services;
 use chrono::Duration;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
@@ -21,14 +21,19 @@ pub async fn admin_token_if_empty(svc: &Services) -> Result<Option<String>> {
     let caller = Caller::system("bootstrap");
     // Take the audit chain's lock first: two replicas starting together on an empty
     // database then check one after the other, and only the first creates a token.
-    audit::append(&txn, now, &caller, Record {
-        action: "platform.start",
-        target_kind: "platform",
-        target_id: "aion".into(),
-        organization_id: None,
-        project_id: None,
-        details: json!({}),
-    })
+    audit::append(
+        &txn,
+        now,
+        &caller,
+        Record {
+            action: "platform.start",
+            target_kind: "platform",
+            target_id: "aion".into(),
+            organization_id: None,
+            project_id: None,
+            details: json!({}),
+        },
+    )
     .await?;
     let tokens = api_tokens::Entity::find().count(&txn).await?;
     let orgs = organizations::Entity::find().count(&txn).await?;
@@ -38,15 +43,29 @@ pub async fn admin_token_if_empty(svc: &Services) -> Result<Option<String>> {
         return Ok(None);
     }
     let role = PlatformRole::PlatformAdmin.as_str();
-    let created = crate::tokens::insert(&txn, now, &caller, "bootstrap platform admin", (None, None), role, now + Duration::days(BOOTSTRAP_TOKEN_DAYS)).await?;
-    audit::append(&txn, now, &caller, Record {
-        action: "token.create",
-        target_kind: "api_token",
-        target_id: created.token.id.to_string(),
-        organization_id: None,
-        project_id: None,
-        details: json!({"name": created.token.name, "role": role}),
-    })
+    let created = crate::tokens::insert(
+        &txn,
+        now,
+        &caller,
+        "bootstrap platform admin",
+        (None, None),
+        role,
+        now + Duration::days(BOOTSTRAP_TOKEN_DAYS),
+    )
+    .await?;
+    audit::append(
+        &txn,
+        now,
+        &caller,
+        Record {
+            action: "token.create",
+            target_kind: "api_token",
+            target_id: created.token.id.to_string(),
+            organization_id: None,
+            project_id: None,
+            details: json!({"name": created.token.name, "role": role}),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(created.secret)

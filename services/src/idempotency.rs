@@ -46,7 +46,11 @@ pub struct Slot {
 
 impl Slot {
     /// Stores the answer so later retries replay it.
-    pub async fn complete<T: Serialize>(mut self, txn: &impl ConnectionTrait, answer: &T) -> Result<()> {
+    pub async fn complete<T: Serialize>(
+        mut self,
+        txn: &impl ConnectionTrait,
+        answer: &T,
+    ) -> Result<()> {
         let json = serde_json::to_string(answer)
             .map_err(|e| Error::Internal(format!("cannot store idempotent answer: {e}")))?;
         self.model.response = Set(json);
@@ -72,16 +76,21 @@ pub async fn claim<T: DeserializeOwned>(
 ) -> Result<Option<Claim<T>>> {
     let Some(key) = key else { return Ok(None) };
     let principal = caller.actor.key();
-    let existing = idempotency_keys::Entity::find_by_id((principal.clone(), operation.to_owned(), key.0.clone()))
-        .one(txn)
-        .await?;
+    let existing = idempotency_keys::Entity::find_by_id((
+        principal.clone(),
+        operation.to_owned(),
+        key.0.clone(),
+    ))
+    .one(txn)
+    .await?;
     if let Some(row) = existing {
         if row.created_at > now - Duration::hours(RETENTION_HOURS) {
             if row.fingerprint != fingerprint {
                 return Err(Error::IdempotencyMismatch);
             }
-            let answer = serde_json::from_str(&row.response)
-                .map_err(|e| Error::Internal(format!("stored idempotent answer unreadable: {e}")))?;
+            let answer = serde_json::from_str(&row.response).map_err(|e| {
+                Error::Internal(format!("stored idempotent answer unreadable: {e}"))
+            })?;
             return Ok(Some(Claim::Replay(answer)));
         }
         idempotency_keys::Entity::delete_many()
@@ -129,7 +138,10 @@ mod tests {
         let a = fingerprint("org.create", &serde_json::json!({"slug": "a"}));
         let b = fingerprint("org.create", &serde_json::json!({"slug": "b"}));
         assert_ne!(a, b);
-        assert_eq!(a, fingerprint("org.create", &serde_json::json!({"slug": "a"})));
+        assert_eq!(
+            a,
+            fingerprint("org.create", &serde_json::json!({"slug": "a"}))
+        );
     }
 }
 
@@ -150,7 +162,16 @@ pub async fn begin<T: DeserializeOwned, C: Serialize>(
     key: Option<&IdempotencyKey>,
     command: &C,
 ) -> Result<Begin<T>> {
-    match claim(txn, now, caller, operation, key, fingerprint(operation, command)).await? {
+    match claim(
+        txn,
+        now,
+        caller,
+        operation,
+        key,
+        fingerprint(operation, command),
+    )
+    .await?
+    {
         None => Ok(Begin::Proceed(None)),
         Some(Claim::Fresh(slot)) => Ok(Begin::Proceed(Some(slot))),
         Some(Claim::Replay(answer)) => Ok(Begin::Replay(answer)),
@@ -158,7 +179,11 @@ pub async fn begin<T: DeserializeOwned, C: Serialize>(
 }
 
 /// Stores the answer for a claimed key; nothing without a key.
-pub async fn finish<T: Serialize>(txn: &impl ConnectionTrait, slot: Option<Slot>, answer: &T) -> Result<()> {
+pub async fn finish<T: Serialize>(
+    txn: &impl ConnectionTrait,
+    slot: Option<Slot>,
+    answer: &T,
+) -> Result<()> {
     match slot {
         Some(slot) => slot.complete(txn, answer).await,
         None => Ok(()),

@@ -1,12 +1,12 @@
 //! Users and authentication: who a bearer credential belongs to and which roles it holds.
 
+use crate::Services;
 use crate::audit::{self, Record};
 use crate::authz::{Actor, Caller, Grant, OrgRole, PlatformRole, ProjectRole};
 use crate::entities::{memberships, users};
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId, UserId};
 use crate::oidc::VerifiedClaims;
-use crate::Services;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
@@ -52,11 +52,19 @@ pub async fn authenticate(svc: &Services, bearer: &str, request_id: &str) -> Res
     let claims = svc.oidc.verify(bearer).await?;
     let user = upsert_oidc_user(svc, &claims, request_id).await?;
     let grants = load_grants(&svc.db, user).await?;
-    Ok(Caller { actor: Actor::User(user), grants, request_id: request_id.to_owned() })
+    Ok(Caller {
+        actor: Actor::User(user),
+        grants,
+        request_id: request_id.to_owned(),
+    })
 }
 
 /// Finds or creates the user of a verified token, refreshing its profile.
-pub async fn upsert_oidc_user(svc: &Services, claims: &VerifiedClaims, request_id: &str) -> Result<UserId> {
+pub async fn upsert_oidc_user(
+    svc: &Services,
+    claims: &VerifiedClaims,
+    request_id: &str,
+) -> Result<UserId> {
     let now = svc.clock.now();
     let found = users::Entity::find()
         .filter(users::Column::Issuer.eq(&claims.issuer))
@@ -65,7 +73,9 @@ pub async fn upsert_oidc_user(svc: &Services, claims: &VerifiedClaims, request_i
         .await?;
     if let Some(user) = found {
         // Refresh at most every five minutes: authentication should not write per request.
-        let stale = user.last_seen_at.is_none_or(|t| t < now - Duration::minutes(5));
+        let stale = user
+            .last_seen_at
+            .is_none_or(|t| t < now - Duration::minutes(5));
         if stale || user.email != claims.email || user.display_name != claims.name {
             let mut active: users::ActiveModel = user.clone().into();
             active.last_seen_at = Set(Some(now));
@@ -88,15 +98,24 @@ pub async fn upsert_oidc_user(svc: &Services, claims: &VerifiedClaims, request_i
     }
     .insert(&txn)
     .await?;
-    let caller = Caller { actor: Actor::User(id), grants: vec![], request_id: request_id.to_owned() };
-    audit::append(&txn, now, &caller, Record {
-        action: "user.create",
-        target_kind: "user",
-        target_id: id.to_string(),
-        organization_id: None,
-        project_id: None,
-        details: json!({"issuer": claims.issuer, "subject": claims.subject}),
-    })
+    let caller = Caller {
+        actor: Actor::User(id),
+        grants: vec![],
+        request_id: request_id.to_owned(),
+    };
+    audit::append(
+        &txn,
+        now,
+        &caller,
+        Record {
+            action: "user.create",
+            target_kind: "user",
+            target_id: id.to_string(),
+            organization_id: None,
+            project_id: None,
+            details: json!({"issuer": claims.issuer, "subject": claims.subject}),
+        },
+    )
     .await?;
     match txn.commit().await {
         Ok(()) => Ok(id),
@@ -123,7 +142,9 @@ pub async fn load_grants(db: &impl ConnectionTrait, user: UserId) -> Result<Vec<
 fn grant_of(m: &memberships::Model) -> Result<Grant> {
     let bad = || Error::Internal(format!("membership {} is inconsistent", m.id));
     match (m.organization_id, m.project_id) {
-        (None, None) => PlatformRole::parse("role", &m.role).map(Grant::Platform).map_err(|_| bad()),
+        (None, None) => PlatformRole::parse("role", &m.role)
+            .map(Grant::Platform)
+            .map_err(|_| bad()),
         (Some(org), None) => OrgRole::parse("role", &m.role)
             .map(|r| Grant::Organization(OrganizationId(org), r))
             .map_err(|_| bad()),
@@ -149,23 +170,40 @@ pub struct Me {
 pub async fn me(svc: &Services, caller: &Caller) -> Result<Me> {
     let (user, token) = match &caller.actor {
         Actor::User(id) => {
-            let m = users::Entity::find_by_id(id.0).one(&svc.db).await?.ok_or(Error::NotFound("user"))?;
+            let m = users::Entity::find_by_id(id.0)
+                .one(&svc.db)
+                .await?
+                .ok_or(Error::NotFound("user"))?;
             (Some(user_from_model(m)), None)
         }
         Actor::Token(id) => (None, Some(crate::tokens::get_by_id(&svc.db, *id).await?)),
         Actor::System => (None, None),
     };
-    Ok(Me { user, token, grants: caller.grants.clone() })
+    Ok(Me {
+        user,
+        token,
+        grants: caller.grants.clone(),
+    })
 }
 
 /// Gives a user a platform role (operators' CLI; there is no API for it on purpose).
-pub async fn grant_platform_role(svc: &Services, caller: &Caller, user: UserId, role: PlatformRole) -> Result<()> {
+pub async fn grant_platform_role(
+    svc: &Services,
+    caller: &Caller,
+    user: UserId,
+    role: PlatformRole,
+) -> Result<()> {
     if !caller.is_platform_admin() {
-        return Err(Error::Forbidden("only platform admins grant platform roles".into()));
+        return Err(Error::Forbidden(
+            "only platform admins grant platform roles".into(),
+        ));
     }
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
-    users::Entity::find_by_id(user.0).one(&txn).await?.ok_or(Error::NotFound("user"))?;
+    users::Entity::find_by_id(user.0)
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
     memberships::Entity::delete_many()
         .filter(memberships::Column::UserId.eq(user.0))
         .filter(memberships::Column::ScopeKey.eq("platform"))
@@ -182,14 +220,19 @@ pub async fn grant_platform_role(svc: &Services, caller: &Caller, user: UserId, 
     }
     .insert(&txn)
     .await?;
-    audit::append(&txn, now, caller, Record {
-        action: "platform_role.grant",
-        target_kind: "user",
-        target_id: user.to_string(),
-        organization_id: None,
-        project_id: None,
-        details: json!({"role": role.as_str()}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "platform_role.grant",
+            target_kind: "user",
+            target_id: user.to_string(),
+            organization_id: None,
+            project_id: None,
+            details: json!({"role": role.as_str()}),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(())

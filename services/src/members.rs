@@ -1,18 +1,21 @@
 //! Memberships: which users hold which role in an organisation or a project.
 
+use crate::Services;
 use crate::audit::{self, Record};
 use crate::authz::Caller;
 use crate::entities::{memberships, users};
 use crate::error::{Error, Result};
-use crate::identity::{User, user_from_model};
 use crate::idempotency::{self, IdempotencyKey};
+use crate::identity::{User, user_from_model};
 use crate::ids::{MembershipId, UserId};
 use crate::pagination::{Page, PageRequest};
 use crate::scope::{Resolved, Scope};
 use crate::values::check_text;
-use crate::Services;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -45,7 +48,12 @@ pub enum MemberRef {
 
 impl MemberRef {
     /// Validates raw input: exactly one of `user_id` or `issuer` + `subject`.
-    pub fn parse(user_id: Option<uuid::Uuid>, issuer: Option<&str>, subject: Option<&str>, email: Option<&str>) -> Result<Self> {
+    pub fn parse(
+        user_id: Option<uuid::Uuid>,
+        issuer: Option<&str>,
+        subject: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Self> {
         match (user_id, issuer, subject) {
             (Some(id), None, None) => Ok(MemberRef::User(id.into())),
             (None, Some(issuer), Some(subject)) => {
@@ -60,21 +68,42 @@ impl MemberRef {
                 if let Some(e) = email {
                     check_text("email", e, 320)?;
                 }
-                Ok(MemberRef::Identity { issuer: issuer.into(), subject: subject.into(), email: email.map(Into::into) })
+                Ok(MemberRef::Identity {
+                    issuer: issuer.into(),
+                    subject: subject.into(),
+                    email: email.map(Into::into),
+                })
             }
-            _ => Err(Error::invalid("user_id", "give either user_id, or issuer and subject")),
+            _ => Err(Error::invalid(
+                "user_id",
+                "give either user_id, or issuer and subject",
+            )),
         }
     }
 }
 
 fn scope_columns(resolved: &Resolved) -> (Option<uuid::Uuid>, Option<uuid::Uuid>) {
-    (Some(resolved.organization_id.0), resolved.project_id.map(|p| p.0))
+    (
+        Some(resolved.organization_id.0),
+        resolved.project_id.map(|p| p.0),
+    )
 }
 
-async fn find_or_provision(txn: &impl ConnectionTrait, now: DateTime<Utc>, who: &MemberRef) -> Result<users::Model> {
+async fn find_or_provision(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    who: &MemberRef,
+) -> Result<users::Model> {
     match who {
-        MemberRef::User(id) => users::Entity::find_by_id(id.0).one(txn).await?.ok_or(Error::NotFound("user")),
-        MemberRef::Identity { issuer, subject, email } => {
+        MemberRef::User(id) => users::Entity::find_by_id(id.0)
+            .one(txn)
+            .await?
+            .ok_or(Error::NotFound("user")),
+        MemberRef::Identity {
+            issuer,
+            subject,
+            email,
+        } => {
             let found = users::Entity::find()
                 .filter(users::Column::Issuer.eq(issuer))
                 .filter(users::Column::Subject.eq(subject))
@@ -114,10 +143,11 @@ pub async fn add(
     caller.require(true, resolved.manageable, "scope")?;
     let role = scope.parse_role(&resolved, caller, role)?;
     let op = format!("member.add:{}", scope.key());
-    let slot = match idempotency::begin(&txn, now, caller, &op, idem, &(&who, role.as_str())).await? {
-        idempotency::Begin::Replay(member) => return Ok(member),
-        idempotency::Begin::Proceed(slot) => slot,
-    };
+    let slot =
+        match idempotency::begin(&txn, now, caller, &op, idem, &(&who, role.as_str())).await? {
+            idempotency::Begin::Replay(member) => return Ok(member),
+            idempotency::Begin::Proceed(slot) => slot,
+        };
     let user = find_or_provision(&txn, now, &who).await?;
     let existing = memberships::Entity::find()
         .filter(memberships::Column::UserId.eq(user.id))
@@ -125,7 +155,9 @@ pub async fn add(
         .one(&txn)
         .await?;
     if existing.is_some() {
-        return Err(Error::Conflict("this user is already a member; change the role instead".into()));
+        return Err(Error::Conflict(
+            "this user is already a member; change the role instead".into(),
+        ));
     }
     let (org, project) = scope_columns(&resolved);
     memberships::ActiveModel {
@@ -139,29 +171,48 @@ pub async fn add(
     }
     .insert(&txn)
     .await?;
-    audit::append(&txn, now, caller, Record {
-        action: "member.add",
-        target_kind: "user",
-        target_id: user.id.to_string(),
-        organization_id: Some(resolved.organization_id),
-        project_id: resolved.project_id,
-        details: json!({"role": role.as_str(), "scope": scope.key()}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "member.add",
+            target_kind: "user",
+            target_id: user.id.to_string(),
+            organization_id: Some(resolved.organization_id),
+            project_id: resolved.project_id,
+            details: json!({"role": role.as_str(), "scope": scope.key()}),
+        },
+    )
     .await?;
-    let member = Member { user: user_from_model(user), role: role.as_str().to_owned(), since: now };
+    let member = Member {
+        user: user_from_model(user),
+        role: role.as_str().to_owned(),
+        since: now,
+    };
     idempotency::finish(&txn, slot, &member).await?;
     txn.commit().await?;
     Ok(member)
 }
 
 /// Lists a scope's members (anyone who may see the scope).
-pub async fn list(svc: &Services, caller: &Caller, scope: Scope, page: &PageRequest) -> Result<Page<Member>> {
+pub async fn list(
+    svc: &Services,
+    caller: &Caller,
+    scope: Scope,
+    page: &PageRequest,
+) -> Result<Page<Member>> {
     scope.resolve(&svc.db, caller).await?;
-    let mut query = memberships::Entity::find().filter(memberships::Column::ScopeKey.eq(scope.key()));
+    let mut query =
+        memberships::Entity::find().filter(memberships::Column::ScopeKey.eq(scope.key()));
     if let Some(after) = page.after_uuid()? {
         query = query.filter(memberships::Column::Id.gt(after));
     }
-    let rows = query.order_by_asc(memberships::Column::Id).limit(page.fetch()).all(&svc.db).await?;
+    let rows = query
+        .order_by_asc(memberships::Column::Id)
+        .limit(page.fetch())
+        .all(&svc.db)
+        .await?;
     let users: std::collections::HashMap<_, _> = users::Entity::find()
         .filter(users::Column::Id.is_in(rows.iter().map(|m| m.user_id)))
         .all(&svc.db)
@@ -172,14 +223,26 @@ pub async fn list(svc: &Services, caller: &Caller, scope: Scope, page: &PageRequ
     let mut members = Vec::with_capacity(rows.len());
     for m in rows {
         let user = users.get(&m.user_id).cloned();
-        let user = user.ok_or_else(|| Error::Internal(format!("membership {} has no user", m.id)))?;
-        members.push((m.id, Member { user: user_from_model(user), role: m.role, since: m.created_at }));
+        let user =
+            user.ok_or_else(|| Error::Internal(format!("membership {} has no user", m.id)))?;
+        members.push((
+            m.id,
+            Member {
+                user: user_from_model(user),
+                role: m.role,
+                since: m.created_at,
+            },
+        ));
     }
     let page = Page::from_rows(members, page, |(id, _)| id.to_string());
     Ok(page.map(|(_, m)| m))
 }
 
-async fn find_membership(txn: &impl ConnectionTrait, scope: Scope, user: UserId) -> Result<memberships::Model> {
+async fn find_membership(
+    txn: &impl ConnectionTrait,
+    scope: Scope,
+    user: UserId,
+) -> Result<memberships::Model> {
     memberships::Entity::find()
         .filter(memberships::Column::UserId.eq(user.0))
         .filter(memberships::Column::ScopeKey.eq(scope.key()))
@@ -190,7 +253,13 @@ async fn find_membership(txn: &impl ConnectionTrait, scope: Scope, user: UserId)
 
 /// Changes a member's role.
 #[tracing::instrument(skip_all, err, fields(user_id = %user))]
-pub async fn set_role(svc: &Services, caller: &Caller, scope: Scope, user: UserId, role: &str) -> Result<Member> {
+pub async fn set_role(
+    svc: &Services,
+    caller: &Caller,
+    scope: Scope,
+    user: UserId,
+    role: &str,
+) -> Result<Member> {
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
     let resolved = scope.resolve(&txn, caller).await?;
@@ -199,7 +268,9 @@ pub async fn set_role(svc: &Services, caller: &Caller, scope: Scope, user: UserI
     let role = scope.parse_role(&resolved, caller, role)?;
     let previous = scope.stored_role(&membership.role)?;
     if previous.as_str() == "allocator" && !caller.is_platform_admin() {
-        return Err(Error::Forbidden("only platform admins change an allocator's role".into()));
+        return Err(Error::Forbidden(
+            "only platform admins change an allocator's role".into(),
+        ));
     }
     let since = membership.created_at;
     let mut active: memberships::ActiveModel = membership.into();
@@ -214,9 +285,16 @@ pub async fn set_role(svc: &Services, caller: &Caller, scope: Scope, user: UserI
         details: json!({"role": role.as_str(), "previous_role": previous.as_str(), "scope": scope.key()}),
     })
     .await?;
-    let user = users::Entity::find_by_id(user.0).one(&txn).await?.ok_or(Error::NotFound("user"))?;
+    let user = users::Entity::find_by_id(user.0)
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
     txn.commit().await?;
-    Ok(Member { user: user_from_model(user), role: role.as_str().to_owned(), since })
+    Ok(Member {
+        user: user_from_model(user),
+        role: role.as_str().to_owned(),
+        since,
+    })
 }
 
 /// Removes a member.
@@ -228,17 +306,26 @@ pub async fn remove(svc: &Services, caller: &Caller, scope: Scope, user: UserId)
     let membership = find_membership(&txn, scope, user).await?;
     caller.require(true, resolved.manageable, "member")?;
     if membership.role == "allocator" && !caller.is_platform_admin() {
-        return Err(Error::Forbidden("only platform admins remove an allocator".into()));
+        return Err(Error::Forbidden(
+            "only platform admins remove an allocator".into(),
+        ));
     }
-    memberships::Entity::delete_by_id(membership.id).exec(&txn).await?;
-    audit::append(&txn, now, caller, Record {
-        action: "member.remove",
-        target_kind: "user",
-        target_id: user.to_string(),
-        organization_id: Some(resolved.organization_id),
-        project_id: resolved.project_id,
-        details: json!({"role": membership.role, "scope": scope.key()}),
-    })
+    memberships::Entity::delete_by_id(membership.id)
+        .exec(&txn)
+        .await?;
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "member.remove",
+            target_kind: "user",
+            target_id: user.to_string(),
+            organization_id: Some(resolved.organization_id),
+            project_id: resolved.project_id,
+            details: json!({"role": membership.role, "scope": scope.key()}),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(())

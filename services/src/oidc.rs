@@ -100,7 +100,13 @@ impl OidcVerifier {
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| Error::Internal(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { issuers, leeway_s: i64::from(leeway_s), clock, http, cache: RwLock::new(HashMap::new()) })
+        Ok(Self {
+            issuers,
+            leeway_s: i64::from(leeway_s),
+            clock,
+            http,
+            cache: RwLock::new(HashMap::new()),
+        })
     }
 
     /// The configured issuers.
@@ -110,7 +116,8 @@ impl OidcVerifier {
 
     /// Validates signature, `iss`, `aud`, `exp` and `nbf`; returns the identity claims.
     pub async fn verify(&self, token: &str) -> Result<VerifiedClaims> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("not a JWT"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("not a JWT"))?;
         if !ACCEPTED.contains(&header.alg) {
             return Err(unauthenticated("signature algorithm not accepted"));
         }
@@ -122,7 +129,9 @@ impl OidcVerifier {
             .iter()
             .find(|t| t.issuer == iss)
             .ok_or_else(|| unauthenticated("issuer not trusted"))?;
-        let key = self.key_for(trusted, header.kid.as_deref(), header.alg).await?;
+        let key = self
+            .key_for(trusted, header.kid.as_deref(), header.alg)
+            .await?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&trusted.issuer]);
         validation.set_audience(&[&trusted.audience]);
@@ -136,7 +145,9 @@ impl OidcVerifier {
                 ErrorKind::InvalidAudience => unauthenticated("wrong audience"),
                 ErrorKind::InvalidIssuer => unauthenticated("wrong issuer"),
                 ErrorKind::InvalidSignature => unauthenticated("bad signature"),
-                ErrorKind::MissingRequiredClaim(c) => unauthenticated(&format!("missing claim {c}")),
+                ErrorKind::MissingRequiredClaim(c) => {
+                    unauthenticated(&format!("missing claim {c}"))
+                }
                 _ => unauthenticated("rejected"),
             }
         })?;
@@ -151,10 +162,20 @@ impl OidcVerifier {
         if claims.sub.is_empty() || claims.sub.len() > 255 {
             return Err(unauthenticated("bad subject"));
         }
-        Ok(VerifiedClaims { issuer: claims.iss, subject: claims.sub, email: claims.email, name: claims.name })
+        Ok(VerifiedClaims {
+            issuer: claims.iss,
+            subject: claims.sub,
+            email: claims.email,
+            name: claims.name,
+        })
     }
 
-    async fn key_for(&self, issuer: &TrustedIssuer, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey> {
+    async fn key_for(
+        &self,
+        issuer: &TrustedIssuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<DecodingKey> {
         let now = self.clock.now().timestamp();
         let fresh = {
             let cache = self.cache.read().await;
@@ -168,10 +189,18 @@ impl OidcVerifier {
         }
         // Unknown kid or stale set: fetch again unless we just did.
         let mut cache = self.cache.write().await;
-        let recent = cache.get(&issuer.issuer).is_some_and(|c| now - c.fetched_at < REFETCH_COOLDOWN_S);
+        let recent = cache
+            .get(&issuer.issuer)
+            .is_some_and(|c| now - c.fetched_at < REFETCH_COOLDOWN_S);
         if !recent {
             let keys = self.fetch_keys(issuer).await?;
-            cache.insert(issuer.issuer.clone(), CachedKeys { keys, fetched_at: now });
+            cache.insert(
+                issuer.issuer.clone(),
+                CachedKeys {
+                    keys,
+                    fetched_at: now,
+                },
+            );
         }
         cache
             .get(&issuer.issuer)
@@ -180,18 +209,44 @@ impl OidcVerifier {
     }
 
     async fn fetch_keys(&self, issuer: &TrustedIssuer) -> Result<JwkSet> {
-        let url = format!("{}/.well-known/openid-configuration", issuer.issuer.trim_end_matches('/'));
-        let unavailable = |e: reqwest::Error| Error::Unavailable(format!("identity provider {} unreachable: {e}", issuer.issuer));
-        let discovery: Discovery = self.http.get(&url).send().await.map_err(unavailable)?
-            .error_for_status().map_err(unavailable)?
-            .json().await.map_err(unavailable)?;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.issuer.trim_end_matches('/')
+        );
+        let unavailable = |e: reqwest::Error| {
+            Error::Unavailable(format!(
+                "identity provider {} unreachable: {e}",
+                issuer.issuer
+            ))
+        };
+        let discovery: Discovery = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .error_for_status()
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
         if discovery.issuer != issuer.issuer {
-            return Err(Error::Unavailable(format!("discovery document of {} names another issuer", issuer.issuer)));
+            return Err(Error::Unavailable(format!(
+                "discovery document of {} names another issuer",
+                issuer.issuer
+            )));
         }
         tracing::info!(issuer = %issuer.issuer, "fetching JWKS");
-        self.http.get(&discovery.jwks_uri).send().await.map_err(unavailable)?
-            .error_for_status().map_err(unavailable)?
-            .json().await.map_err(unavailable)
+        self.http
+            .get(&discovery.jwks_uri)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .error_for_status()
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)
     }
 }
 

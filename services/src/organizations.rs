@@ -1,5 +1,6 @@
 //! Organisations: consortium members and allocating bodies.
 
+use crate::Services;
 use crate::audit::{self, Record};
 use crate::authz::Caller;
 use crate::entities::{organizations as orgs, projects};
@@ -9,7 +10,6 @@ use crate::ids::OrganizationId;
 use crate::pagination::{Page, PageRequest};
 use crate::validate::{Validator, missing};
 use crate::values::{CountryCode, OrganizationKind, Slug, parse_name};
-use crate::Services;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -63,7 +63,12 @@ impl NewOrganization {
         let country = v.check(CountryCode::parse("country", country.unwrap_or("FR")));
         v.finish()?;
         match (slug, name, kind, country) {
-            (Some(slug), Some(name), Some(kind), Some(country)) => Ok(Self { slug, name, kind, country }),
+            (Some(slug), Some(name), Some(kind), Some(country)) => Ok(Self {
+                slug,
+                name,
+                kind,
+                country,
+            }),
             _ => Err(missing()),
         }
     }
@@ -85,15 +90,20 @@ impl OrganizationPatch {
         let kind = kind.and_then(|k| v.check(OrganizationKind::parse("kind", k)));
         let country = country.and_then(|c| v.check(CountryCode::parse("country", c)));
         v.finish()?;
-        Ok(Self { name, kind, country })
+        Ok(Self {
+            name,
+            kind,
+            country,
+        })
     }
 }
 
 pub(crate) fn from_model(m: orgs::Model) -> Result<Organization> {
     Ok(Organization {
         id: m.id.into(),
-        kind: OrganizationKind::parse("kind", &m.kind)
-            .map_err(|_| Error::Internal(format!("organisation {} has unknown kind {}", m.id, m.kind)))?,
+        kind: OrganizationKind::parse("kind", &m.kind).map_err(|_| {
+            Error::Internal(format!("organisation {} has unknown kind {}", m.id, m.kind))
+        })?,
         slug: m.slug,
         name: m.name,
         country: m.country,
@@ -124,17 +134,26 @@ pub async fn create(
     idem: Option<&IdempotencyKey>,
 ) -> Result<Organization> {
     if !caller.is_platform_admin() {
-        return Err(Error::Forbidden("only platform admins create organisations".into()));
+        return Err(Error::Forbidden(
+            "only platform admins create organisations".into(),
+        ));
     }
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
-    let slot = match idempotency::begin(&txn, now, caller, "organization.create", idem, &cmd).await? {
-        idempotency::Begin::Replay(org) => return Ok(org),
-        idempotency::Begin::Proceed(slot) => slot,
-    };
-    let taken = orgs::Entity::find().filter(orgs::Column::Slug.eq(cmd.slug.as_str())).count(&txn).await?;
+    let slot =
+        match idempotency::begin(&txn, now, caller, "organization.create", idem, &cmd).await? {
+            idempotency::Begin::Replay(org) => return Ok(org),
+            idempotency::Begin::Proceed(slot) => slot,
+        };
+    let taken = orgs::Entity::find()
+        .filter(orgs::Column::Slug.eq(cmd.slug.as_str()))
+        .count(&txn)
+        .await?;
     if taken > 0 {
-        return Err(Error::Conflict(format!("an organisation with slug '{}' already exists", cmd.slug.as_str())));
+        return Err(Error::Conflict(format!(
+            "an organisation with slug '{}' already exists",
+            cmd.slug.as_str()
+        )));
     }
     let model = orgs::ActiveModel {
         id: Set(OrganizationId::new().0),
@@ -148,14 +167,19 @@ pub async fn create(
     .insert(&txn)
     .await?;
     let org = from_model(model)?;
-    audit::append(&txn, now, caller, Record {
-        action: "organization.create",
-        target_kind: "organization",
-        target_id: org.id.to_string(),
-        organization_id: Some(org.id),
-        project_id: None,
-        details: json!({"slug": org.slug, "name": org.name, "kind": org.kind}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "organization.create",
+            target_kind: "organization",
+            target_id: org.id.to_string(),
+            organization_id: Some(org.id),
+            project_id: None,
+            details: json!({"slug": org.slug, "name": org.name, "kind": org.kind}),
+        },
+    )
     .await?;
     idempotency::finish(&txn, slot, &org).await?;
     txn.commit().await?;
@@ -168,7 +192,11 @@ pub async fn get(svc: &Services, caller: &Caller, id: OrganizationId) -> Result<
 }
 
 /// Lists the organisations the caller may see, in creation order.
-pub async fn list(svc: &Services, caller: &Caller, page: &PageRequest) -> Result<Page<Organization>> {
+pub async fn list(
+    svc: &Services,
+    caller: &Caller,
+    page: &PageRequest,
+) -> Result<Page<Organization>> {
     let mut query = orgs::Entity::find();
     if let Some(visible) = caller.visible_orgs() {
         query = query.filter(orgs::Column::Id.is_in(visible.into_iter().map(|o| o.0)));
@@ -176,8 +204,15 @@ pub async fn list(svc: &Services, caller: &Caller, page: &PageRequest) -> Result
     if let Some(after) = page.after_uuid()? {
         query = query.filter(orgs::Column::Id.gt(after));
     }
-    let rows = query.order_by_asc(orgs::Column::Id).limit(page.fetch()).all(&svc.db).await?;
-    let items = rows.into_iter().map(from_model).collect::<Result<Vec<_>>>()?;
+    let rows = query
+        .order_by_asc(orgs::Column::Id)
+        .limit(page.fetch())
+        .all(&svc.db)
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(from_model)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(items, page, |o| o.id.to_string()))
 }
 
@@ -195,17 +230,32 @@ pub async fn update(
     let current = load_visible(&txn, caller, id).await?;
     caller.require(true, caller.can_admin_org(id), "organization")?;
     if patch.kind.is_some() && !caller.is_platform_admin() {
-        return Err(Error::Forbidden("only platform admins change an organisation's kind".into()));
+        return Err(Error::Forbidden(
+            "only platform admins change an organisation's kind".into(),
+        ));
     }
     if if_match.is_some_and(|v| v != current.version()) {
         return Err(Error::PreconditionFailed);
     }
-    let mut model: orgs::ActiveModel = orgs::ActiveModel { id: Set(id.0), ..Default::default() };
-    if let Some(name) = &patch.name { model.name = Set(name.clone()); }
-    if let Some(kind) = patch.kind { model.kind = Set(kind.as_str().to_owned()); }
-    if let Some(country) = &patch.country { model.country = Set(country.as_str().to_owned()); }
+    let mut model: orgs::ActiveModel = orgs::ActiveModel {
+        id: Set(id.0),
+        ..Default::default()
+    };
+    if let Some(name) = &patch.name {
+        model.name = Set(name.clone());
+    }
+    if let Some(kind) = patch.kind {
+        model.kind = Set(kind.as_str().to_owned());
+    }
+    if let Some(country) = &patch.country {
+        model.country = Set(country.as_str().to_owned());
+    }
     // Never the same version twice, even within one clock tick.
-    let updated_at = if now > current.updated_at { now } else { current.updated_at + chrono::Duration::microseconds(1) };
+    let updated_at = if now > current.updated_at {
+        now
+    } else {
+        current.updated_at + chrono::Duration::microseconds(1)
+    };
     model.updated_at = Set(updated_at);
     let res = orgs::Entity::update_many()
         .set(model)
@@ -216,14 +266,19 @@ pub async fn update(
     if res.rows_affected != 1 {
         return Err(Error::PreconditionFailed);
     }
-    audit::append(&txn, now, caller, Record {
-        action: "organization.update",
-        target_kind: "organization",
-        target_id: id.to_string(),
-        organization_id: Some(id),
-        project_id: None,
-        details: json!({"name": patch.name, "kind": patch.kind, "country": patch.country}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "organization.update",
+            target_kind: "organization",
+            target_id: id.to_string(),
+            organization_id: Some(id),
+            project_id: None,
+            details: json!({"name": patch.name, "kind": patch.kind, "country": patch.country}),
+        },
+    )
     .await?;
     let updated = load_visible(&txn, caller, id).await?;
     txn.commit().await?;
@@ -237,19 +292,29 @@ pub async fn delete(svc: &Services, caller: &Caller, id: OrganizationId) -> Resu
     let txn = svc.write_txn().await?;
     let org = load_visible(&txn, caller, id).await?;
     caller.require(true, caller.is_platform_admin(), "organization")?;
-    let projects = projects::Entity::find().filter(projects::Column::OrganizationId.eq(id.0)).count(&txn).await?;
+    let projects = projects::Entity::find()
+        .filter(projects::Column::OrganizationId.eq(id.0))
+        .count(&txn)
+        .await?;
     if projects > 0 {
-        return Err(Error::Conflict(format!("the organisation still has {projects} project(s); delete them first")));
+        return Err(Error::Conflict(format!(
+            "the organisation still has {projects} project(s); delete them first"
+        )));
     }
     orgs::Entity::delete_by_id(id.0).exec(&txn).await?;
-    audit::append(&txn, now, caller, Record {
-        action: "organization.delete",
-        target_kind: "organization",
-        target_id: id.to_string(),
-        organization_id: Some(id),
-        project_id: None,
-        details: json!({"slug": org.slug}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "organization.delete",
+            target_kind: "organization",
+            target_id: id.to_string(),
+            organization_id: Some(id),
+            project_id: None,
+            details: json!({"slug": org.slug}),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(())

@@ -25,18 +25,20 @@ impl PageRequest {
     pub fn parse(limit: Option<u64>, cursor: Option<&str>) -> Result<Self> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
-            return Err(Error::invalid("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            return Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let after = match cursor {
             None | Some("") => None,
             Some(raw) => {
-                let bytes = URL_SAFE_NO_PAD
-                    .decode(raw)
-                    .map_err(|_| Error::invalid("cursor", "is not a cursor returned by this API"))?;
-                Some(
-                    String::from_utf8(bytes)
-                        .map_err(|_| Error::invalid("cursor", "is not a cursor returned by this API"))?,
-                )
+                let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| {
+                    Error::invalid("cursor", "is not a cursor returned by this API")
+                })?;
+                Some(String::from_utf8(bytes).map_err(|_| {
+                    Error::invalid("cursor", "is not a cursor returned by this API")
+                })?)
             }
         };
         Ok(Self { limit, after })
@@ -46,7 +48,10 @@ impl PageRequest {
     pub fn after_uuid(&self) -> Result<Option<Uuid>> {
         self.after
             .as_deref()
-            .map(|s| Uuid::parse_str(s).map_err(|_| Error::invalid("cursor", "is not a cursor returned by this API")))
+            .map(|s| {
+                Uuid::parse_str(s)
+                    .map_err(|_| Error::invalid("cursor", "is not a cursor returned by this API"))
+            })
             .transpose()
     }
 
@@ -54,7 +59,10 @@ impl PageRequest {
     pub fn after_i64(&self) -> Result<Option<i64>> {
         self.after
             .as_deref()
-            .map(|s| s.parse().map_err(|_| Error::invalid("cursor", "is not a cursor returned by this API")))
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| Error::invalid("cursor", "is not a cursor returned by this API"))
+            })
             .transpose()
     }
 
@@ -83,12 +91,18 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Page { items: rows, next_cursor }
+        Page {
+            items: rows,
+            next_cursor,
+        }
     }
 
     /// Maps the items, keeping the cursor.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }
 
@@ -120,6 +134,10 @@ mod tests {
     #[test]
     fn the_last_page_has_no_cursor() {
         let req = PageRequest::parse(Some(5), None).unwrap();
-        assert!(Page::from_rows(vec![1, 2], &req, |n| n.to_string()).next_cursor.is_none());
+        assert!(
+            Page::from_rows(vec![1, 2], &req, |n| n.to_string())
+                .next_cursor
+                .is_none()
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Projects: the unit of budget, quota and billing, inside one organisation.
 
+use crate::Services;
 use crate::audit::{self, Record};
 use crate::authz::Caller;
 use crate::entities::projects;
@@ -10,7 +11,6 @@ use crate::organizations::load_visible as load_org;
 use crate::pagination::{Page, PageRequest};
 use crate::validate::{Validator, missing};
 use crate::values::{Slug, check_text, parse_name};
-use crate::Services;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -63,7 +63,11 @@ impl NewProject {
         v.check(check_text("description", &description, 2000));
         v.finish()?;
         match (slug, name) {
-            (Some(slug), Some(name)) => Ok(Self { slug, name, description }),
+            (Some(slug), Some(name)) => Ok(Self {
+                slug,
+                name,
+                description,
+            }),
             _ => Err(missing()),
         }
     }
@@ -103,7 +107,11 @@ fn from_model(m: projects::Model) -> Project {
 }
 
 /// Loads a project the caller may see (404 otherwise, also for other tenants' projects).
-pub async fn load_visible(db: &impl ConnectionTrait, caller: &Caller, id: ProjectId) -> Result<Project> {
+pub async fn load_visible(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: ProjectId,
+) -> Result<Project> {
     match projects::Entity::find_by_id(id.0).one(db).await? {
         Some(m) if caller.can_see_project(m.organization_id.into(), id) => Ok(from_model(m)),
         _ => Err(Error::NotFound("project")),
@@ -151,14 +159,19 @@ pub async fn create(
     .insert(&txn)
     .await?;
     let project = from_model(model);
-    audit::append(&txn, now, caller, Record {
-        action: "project.create",
-        target_kind: "project",
-        target_id: project.id.to_string(),
-        organization_id: Some(org_id),
-        project_id: Some(project.id),
-        details: json!({"slug": project.slug, "name": project.name}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "project.create",
+            target_kind: "project",
+            target_id: project.id.to_string(),
+            organization_id: Some(org_id),
+            project_id: Some(project.id),
+            details: json!({"slug": project.slug, "name": project.name}),
+        },
+    )
     .await?;
     idempotency::finish(&txn, slot, &project).await?;
     txn.commit().await?;
@@ -194,7 +207,11 @@ pub async fn list(
     if let Some(after) = page.after_uuid()? {
         query = query.filter(projects::Column::Id.gt(after));
     }
-    let rows = query.order_by_asc(projects::Column::Id).limit(page.fetch()).all(&svc.db).await?;
+    let rows = query
+        .order_by_asc(projects::Column::Id)
+        .limit(page.fetch())
+        .all(&svc.db)
+        .await?;
     let items = rows.into_iter().map(from_model).collect();
     Ok(Page::from_rows(items, page, |p: &Project| p.id.to_string()))
 }
@@ -211,14 +228,29 @@ pub async fn update(
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
     let current = load_visible(&txn, caller, id).await?;
-    caller.require(true, caller.can_manage_project(current.organization_id, id), "project")?;
+    caller.require(
+        true,
+        caller.can_manage_project(current.organization_id, id),
+        "project",
+    )?;
     if if_match.is_some_and(|v| v != current.version()) {
         return Err(Error::PreconditionFailed);
     }
-    let mut model = projects::ActiveModel { id: Set(id.0), ..Default::default() };
-    if let Some(name) = &patch.name { model.name = Set(name.clone()); }
-    if let Some(d) = &patch.description { model.description = Set(d.clone()); }
-    let updated_at = if now > current.updated_at { now } else { current.updated_at + chrono::Duration::microseconds(1) };
+    let mut model = projects::ActiveModel {
+        id: Set(id.0),
+        ..Default::default()
+    };
+    if let Some(name) = &patch.name {
+        model.name = Set(name.clone());
+    }
+    if let Some(d) = &patch.description {
+        model.description = Set(d.clone());
+    }
+    let updated_at = if now > current.updated_at {
+        now
+    } else {
+        current.updated_at + chrono::Duration::microseconds(1)
+    };
     model.updated_at = Set(updated_at);
     let res = projects::Entity::update_many()
         .set(model)
@@ -229,14 +261,19 @@ pub async fn update(
     if res.rows_affected != 1 {
         return Err(Error::PreconditionFailed);
     }
-    audit::append(&txn, now, caller, Record {
-        action: "project.update",
-        target_kind: "project",
-        target_id: id.to_string(),
-        organization_id: Some(current.organization_id),
-        project_id: Some(id),
-        details: json!({"name": patch.name, "description": patch.description}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "project.update",
+            target_kind: "project",
+            target_id: id.to_string(),
+            organization_id: Some(current.organization_id),
+            project_id: Some(id),
+            details: json!({"name": patch.name, "description": patch.description}),
+        },
+    )
     .await?;
     let updated = load_visible(&txn, caller, id).await?;
     txn.commit().await?;
@@ -249,16 +286,25 @@ pub async fn delete(svc: &Services, caller: &Caller, id: ProjectId) -> Result<()
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
     let project = load_visible(&txn, caller, id).await?;
-    caller.require(true, caller.can_admin_org(project.organization_id), "project")?;
+    caller.require(
+        true,
+        caller.can_admin_org(project.organization_id),
+        "project",
+    )?;
     projects::Entity::delete_by_id(id.0).exec(&txn).await?;
-    audit::append(&txn, now, caller, Record {
-        action: "project.delete",
-        target_kind: "project",
-        target_id: id.to_string(),
-        organization_id: Some(project.organization_id),
-        project_id: Some(id),
-        details: json!({"slug": project.slug}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "project.delete",
+            target_kind: "project",
+            target_id: id.to_string(),
+            organization_id: Some(project.organization_id),
+            project_id: Some(id),
+            details: json!({"slug": project.slug}),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(())

@@ -72,8 +72,9 @@ impl Scope {
             Scope::Project(project) => {
                 let p = crate::projects::load_visible(db, caller, project).await?;
                 // The caller may see the project, hence its organisation's kind.
-                let org = crate::organizations::load_visible(db, &Caller::system(""), p.organization_id)
-                    .await?;
+                let org =
+                    crate::organizations::load_visible(db, &Caller::system(""), p.organization_id)
+                        .await?;
                 Ok(Resolved {
                     organization_id: p.organization_id,
                     project_id: Some(project),
@@ -86,17 +87,27 @@ impl Scope {
 
     /// Parses a role name valid in this scope. The allocator role needs an allocator
     /// organisation and a platform admin granting it.
-    pub fn parse_role(&self, resolved: &Resolved, caller: &Caller, raw: &str) -> Result<ScopedRole> {
+    pub fn parse_role(
+        &self,
+        resolved: &Resolved,
+        caller: &Caller,
+        raw: &str,
+    ) -> Result<ScopedRole> {
         match self {
             Scope::Project(_) => Ok(ScopedRole::Project(ProjectRole::parse("role", raw)?)),
             Scope::Organization(_) => {
                 let role = OrgRole::parse("role", raw)?;
                 if role == OrgRole::Allocator {
                     if resolved.organization_kind != OrganizationKind::Allocator {
-                        return Err(Error::invalid("role", "allocator is only valid in an organisation of kind allocator"));
+                        return Err(Error::invalid(
+                            "role",
+                            "allocator is only valid in an organisation of kind allocator",
+                        ));
                     }
                     if !caller.is_platform_admin() {
-                        return Err(Error::Forbidden("only platform admins grant the allocator role".into()));
+                        return Err(Error::Forbidden(
+                            "only platform admins grant the allocator role".into(),
+                        ));
                     }
                 }
                 Ok(ScopedRole::Organization(role))

@@ -2,6 +2,7 @@
 //! a project each, and two demo users. Created through the normal domain functions, so it
 //! is validated and audited like anything else. Runs only on a database without organisations.
 
+use crate::Services;
 use crate::authz::Caller;
 use crate::entities::organizations;
 use crate::error::Result;
@@ -9,7 +10,6 @@ use crate::members::{self, MemberRef};
 use crate::organizations::{self as orgs, NewOrganization};
 use crate::projects::{self, NewProject};
 use crate::scope::Scope;
-use crate::Services;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
 /// Issuer of the demo users; a real provider never uses a `urn:` issuer.
@@ -33,16 +33,49 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
         ("genci", "GENCI", "allocator", "FR"),
         ("cnrs", "CNRS", "allocator", "FR"),
     ] {
-        let org = orgs::create(svc, &system, NewOrganization::parse(slug, name, kind, Some(country))?, None).await?;
+        let org = orgs::create(
+            svc,
+            &system,
+            NewOrganization::parse(slug, name, kind, Some(country))?,
+            None,
+        )
+        .await?;
         seeded.organizations.push(org.slug);
     }
     let members_orgs = [
-        ("hyperion-lab", "Laboratoire Hyperion", "academic", "climate-llm", "Climate downscaling LLM", "alice"),
-        ("helios-ai", "Helios AI", "startup", "vision-pretrain", "Vision model pre-training", "bob"),
+        (
+            "hyperion-lab",
+            "Laboratoire Hyperion",
+            "academic",
+            "climate-llm",
+            "Climate downscaling LLM",
+            "alice",
+        ),
+        (
+            "helios-ai",
+            "Helios AI",
+            "startup",
+            "vision-pretrain",
+            "Vision model pre-training",
+            "bob",
+        ),
     ];
     for (slug, name, kind, project_slug, project_name, user) in members_orgs {
-        let org = orgs::create(svc, &system, NewOrganization::parse(slug, name, kind, Some("FR"))?, None).await?;
-        let project = projects::create(svc, &system, org.id, NewProject::parse(project_slug, project_name, None)?, None).await?;
+        let org = orgs::create(
+            svc,
+            &system,
+            NewOrganization::parse(slug, name, kind, Some("FR"))?,
+            None,
+        )
+        .await?;
+        let project = projects::create(
+            svc,
+            &system,
+            org.id,
+            NewProject::parse(project_slug, project_name, None)?,
+            None,
+        )
+        .await?;
         let who = MemberRef::Identity {
             issuer: DEMO_ISSUER.into(),
             subject: user.into(),

@@ -2,6 +2,7 @@
 //! organisation or a project with one role. Only a SHA-256 hash is stored (the secret has
 //! 256 bits of entropy, so a slow hash would add nothing); the secret is shown once.
 
+use crate::Services;
 use crate::audit::{self, Record};
 use crate::authz::{Actor, Caller, Grant, OrgRole, PlatformRole, ProjectRole};
 use crate::entities::api_tokens;
@@ -13,12 +14,14 @@ use crate::pagination::{Page, PageRequest};
 use crate::scope::Scope;
 use crate::validate::{Validator, missing};
 use crate::values::parse_name;
-use crate::Services;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -79,7 +82,11 @@ impl NewToken {
         let mut v = Validator::default();
         let name = v.check(parse_name("name", name, 200));
         v.finish()?;
-        Ok(Self { name: name.ok_or_else(missing)?, role: role.to_owned(), expires_at })
+        Ok(Self {
+            name: name.ok_or_else(missing)?,
+            role: role.to_owned(),
+            expires_at,
+        })
     }
 }
 
@@ -139,7 +146,10 @@ pub(crate) async fn insert(
     }
     .insert(txn)
     .await?;
-    Ok(CreatedToken { token: from_model(model), secret: Some(secret) })
+    Ok(CreatedToken {
+        token: from_model(model),
+        secret: Some(secret),
+    })
 }
 
 /// Creates a token in a scope the caller manages.
@@ -156,24 +166,48 @@ pub async fn create(
     let resolved = scope.resolve(&txn, caller).await?;
     caller.require(true, resolved.manageable, "scope")?;
     let role = scope.parse_role(&resolved, caller, &cmd.role)?;
-    let expires_at = cmd.expires_at.unwrap_or(now + Duration::days(DEFAULT_LIFETIME_DAYS));
+    let expires_at = cmd
+        .expires_at
+        .unwrap_or(now + Duration::days(DEFAULT_LIFETIME_DAYS));
     if expires_at <= now || expires_at > now + Duration::days(MAX_LIFETIME_DAYS) {
-        return Err(Error::invalid("expires_at", format!("must be in the future and at most {MAX_LIFETIME_DAYS} days away")));
+        return Err(Error::invalid(
+            "expires_at",
+            format!("must be in the future and at most {MAX_LIFETIME_DAYS} days away"),
+        ));
     }
     let op = format!("token.create:{}", scope.key());
     let slot = match idempotency::begin(&txn, now, caller, &op, idem, &cmd).await? {
-        idempotency::Begin::Replay(token) => return Ok(CreatedToken { token, secret: None }),
+        idempotency::Begin::Replay(token) => {
+            return Ok(CreatedToken {
+                token,
+                secret: None,
+            });
+        }
         idempotency::Begin::Proceed(slot) => slot,
     };
-    let created = insert(&txn, now, caller, &cmd.name, (Some(resolved.organization_id), resolved.project_id), role.as_str(), expires_at).await?;
-    audit::append(&txn, now, caller, Record {
-        action: "token.create",
-        target_kind: "api_token",
-        target_id: created.token.id.to_string(),
-        organization_id: Some(resolved.organization_id),
-        project_id: resolved.project_id,
-        details: json!({"name": cmd.name, "role": role.as_str(), "expires_at": expires_at}),
-    })
+    let created = insert(
+        &txn,
+        now,
+        caller,
+        &cmd.name,
+        (Some(resolved.organization_id), resolved.project_id),
+        role.as_str(),
+        expires_at,
+    )
+    .await?;
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "token.create",
+            target_kind: "api_token",
+            target_id: created.token.id.to_string(),
+            organization_id: Some(resolved.organization_id),
+            project_id: resolved.project_id,
+            details: json!({"name": cmd.name, "role": role.as_str(), "expires_at": expires_at}),
+        },
+    )
     .await?;
     idempotency::finish(&txn, slot, &created.token).await?;
     txn.commit().await?;
@@ -185,25 +219,45 @@ fn scope_filter(scope: Scope) -> sea_orm::Condition {
         Scope::Organization(org) => sea_orm::Condition::all()
             .add(api_tokens::Column::OrganizationId.eq(org.0))
             .add(api_tokens::Column::ProjectId.is_null()),
-        Scope::Project(project) => sea_orm::Condition::all().add(api_tokens::Column::ProjectId.eq(project.0)),
+        Scope::Project(project) => {
+            sea_orm::Condition::all().add(api_tokens::Column::ProjectId.eq(project.0))
+        }
     }
 }
 
 /// Lists a scope's tokens (managers only), revoked ones included.
-pub async fn list(svc: &Services, caller: &Caller, scope: Scope, page: &PageRequest) -> Result<Page<ApiToken>> {
+pub async fn list(
+    svc: &Services,
+    caller: &Caller,
+    scope: Scope,
+    page: &PageRequest,
+) -> Result<Page<ApiToken>> {
     let resolved = scope.resolve(&svc.db, caller).await?;
     caller.require(true, resolved.manageable, "scope")?;
     let mut query = api_tokens::Entity::find().filter(scope_filter(scope));
     if let Some(after) = page.after_uuid()? {
         query = query.filter(api_tokens::Column::Id.gt(after));
     }
-    let rows = query.order_by_asc(api_tokens::Column::Id).limit(page.fetch()).all(&svc.db).await?;
-    Ok(Page::from_rows(rows.into_iter().map(from_model).collect(), page, |t: &ApiToken| t.id.to_string()))
+    let rows = query
+        .order_by_asc(api_tokens::Column::Id)
+        .limit(page.fetch())
+        .all(&svc.db)
+        .await?;
+    Ok(Page::from_rows(
+        rows.into_iter().map(from_model).collect(),
+        page,
+        |t: &ApiToken| t.id.to_string(),
+    ))
 }
 
 /// Revokes a token of the scope; revoking twice is harmless.
 #[tracing::instrument(skip_all, err, fields(token_id = %id))]
-pub async fn revoke(svc: &Services, caller: &Caller, scope: Scope, id: TokenId) -> Result<ApiToken> {
+pub async fn revoke(
+    svc: &Services,
+    caller: &Caller,
+    scope: Scope,
+    id: TokenId,
+) -> Result<ApiToken> {
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
     let resolved = scope.resolve(&txn, caller).await?;
@@ -219,14 +273,19 @@ pub async fn revoke(svc: &Services, caller: &Caller, scope: Scope, id: TokenId) 
     let mut active: api_tokens::ActiveModel = model.into();
     active.revoked_at = Set(Some(now));
     let model = active.update(&txn).await?;
-    audit::append(&txn, now, caller, Record {
-        action: "token.revoke",
-        target_kind: "api_token",
-        target_id: id.to_string(),
-        organization_id: Some(resolved.organization_id),
-        project_id: resolved.project_id,
-        details: json!({"name": model.name}),
-    })
+    audit::append(
+        &txn,
+        now,
+        caller,
+        Record {
+            action: "token.revoke",
+            target_kind: "api_token",
+            target_id: id.to_string(),
+            organization_id: Some(resolved.organization_id),
+            project_id: resolved.project_id,
+            details: json!({"name": model.name}),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(from_model(model))
@@ -234,7 +293,11 @@ pub async fn revoke(svc: &Services, caller: &Caller, scope: Scope, id: TokenId) 
 
 /// Reads one token by id (no access check: for describing the calling token itself).
 pub async fn get_by_id(db: &impl ConnectionTrait, id: TokenId) -> Result<ApiToken> {
-    api_tokens::Entity::find_by_id(id.0).one(db).await?.map(from_model).ok_or(Error::NotFound("token"))
+    api_tokens::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .map(from_model)
+        .ok_or(Error::NotFound("token"))
 }
 
 /// Turns a presented secret into a caller, refusing unknown, revoked and expired tokens.
@@ -252,22 +315,38 @@ pub async fn authenticate(svc: &Services, secret: &str, request_id: &str) -> Res
         return Err(Error::Unauthenticated("this API token has expired".into()));
     }
     let grant = token_grant(&model)?;
-    if model.last_used_at.is_none_or(|t| t < now - Duration::minutes(1)) {
+    if model
+        .last_used_at
+        .is_none_or(|t| t < now - Duration::minutes(1))
+    {
         api_tokens::Entity::update_many()
-            .col_expr(api_tokens::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                api_tokens::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(api_tokens::Column::Id.eq(model.id))
             .exec(&svc.db)
             .await?;
     }
-    Ok(Caller { actor: Actor::Token(model.id.into()), grants: vec![grant], request_id: request_id.to_owned() })
+    Ok(Caller {
+        actor: Actor::Token(model.id.into()),
+        grants: vec![grant],
+        request_id: request_id.to_owned(),
+    })
 }
 
 fn token_grant(m: &api_tokens::Model) -> Result<Grant> {
     let bad = || Error::Internal(format!("token {} has an inconsistent scope or role", m.id));
     match (m.organization_id, m.project_id) {
-        (None, None) => PlatformRole::parse("role", &m.role).map(Grant::Platform).map_err(|_| bad()),
-        (Some(o), None) => OrgRole::parse("role", &m.role).map(|r| Grant::Organization(o.into(), r)).map_err(|_| bad()),
-        (Some(o), Some(p)) => ProjectRole::parse("role", &m.role).map(|r| Grant::Project(o.into(), p.into(), r)).map_err(|_| bad()),
+        (None, None) => PlatformRole::parse("role", &m.role)
+            .map(Grant::Platform)
+            .map_err(|_| bad()),
+        (Some(o), None) => OrgRole::parse("role", &m.role)
+            .map(|r| Grant::Organization(o.into(), r))
+            .map_err(|_| bad()),
+        (Some(o), Some(p)) => ProjectRole::parse("role", &m.role)
+            .map(|r| Grant::Project(o.into(), p.into(), r))
+            .map_err(|_| bad()),
         (None, Some(_)) => Err(bad()),
     }
 }

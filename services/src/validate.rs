@@ -26,7 +26,11 @@ impl Validator {
 
     /// Fails with every recorded field error, if any.
     pub fn finish(self) -> Result<()> {
-        if self.fields.is_empty() { Ok(()) } else { Err(Error::Validation(self.fields)) }
+        if self.fields.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.fields))
+        }
     }
 }
 

@@ -46,9 +46,15 @@ pub fn parse_name(field: &str, raw: &str, max: usize) -> Result<String> {
 /// other than newlines and tabs.
 pub fn check_text(field: &str, raw: &str, max: usize) -> Result<()> {
     if raw.chars().count() > max {
-        return Err(Error::invalid(field, format!("must be at most {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
-    if raw.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if raw
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(())
@@ -116,7 +122,10 @@ impl CountryCode {
         if raw.len() == 2 && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
             Ok(Self(raw.to_ascii_uppercase()))
         } else {
-            Err(Error::invalid(field, "must be a two-letter ISO 3166-1 country code"))
+            Err(Error::invalid(
+                field,
+                "must be a two-letter ISO 3166-1 country code",
+            ))
         }
     }
 
