@@ -45,11 +45,9 @@ impl Rng {
     /// `MEAN_DURATION`), closer to real leases than one exponential: a few
     /// long-lived slices pin GPUs while short ones come and go around them.
     fn duration(&mut self) -> f64 {
-        if self.unit() < 0.8 {
-            self.exp(0.5 * MEAN_DURATION)
-        } else {
-            self.exp(3.0 * MEAN_DURATION)
-        }
+        let (p, short) = PHASES[0];
+        let mean = if self.unit() < p { short } else { PHASES[1].1 };
+        self.exp(mean)
     }
     /// A churn-trace request: mostly single slices from `MIX`, plus 4% gangs
     /// that must share a node (2% whole nodes of 8x 7g, 2% 4x 3g).
@@ -141,27 +139,69 @@ fn fill_at_first_reject(
 
 struct Churn {
     accept_ratio: f64,
+    /// Mean compute fill seen by the counted arrivals.
+    mean_fill: f64,
+    /// Accepted over offered whole-node gangs (8x 7g), by count.
+    whole_node_accept_ratio: f64,
     latencies_ns: Vec<u32>,
     engine: Engine,
 }
 
-/// Poisson arrivals with exponential durations at `OFFERED_LOAD`; the first
-/// half of arrivals warms the fleet up and is not counted.
+/// Phases of `Rng::duration`: (probability, mean) of each.
+const PHASES: [(f64, f64); 2] = [(0.8, 0.5 * MEAN_DURATION), (0.2, 3.0 * MEAN_DURATION)];
+/// Trace time before counting starts, and counted time, in mean durations.
+const WARM_UP: f64 = 3.0;
+const COUNTED: f64 = 3.0;
+
+/// The churn trace at offered load `load`.
+///
+/// Offered load is in GPU-equivalents of compute: a request of `n` instances
+/// of a `k`g profile offers `n * k / 7` GPUs for its duration, and
+/// `load = arrival rate * mean duration * mean GPU-equivalents / GPUs`, i.e.
+/// the fraction of the fleet's compute slices that would be in use on average
+/// if nothing were refused (Little's law). So that this is what the counted
+/// window sees, the trace starts in that steady state rather than from an
+/// empty fleet: it first places a steady-state population (`rate * mean
+/// duration` leases, each in a duration phase with probability proportional
+/// to phase weight x phase mean, with an exponential residual life, which is
+/// exact for exponential phases), then runs `WARM_UP` mean durations of churn
+/// so the layout is shaped by departures, then counts `COUNTED` mean durations.
+/// `mean_fill` reports the fill the counted arrivals actually saw.
 fn churn(
     f: &Fleet,
     policy: Policy,
     seed: u64,
-    arrivals: u64,
     load: f64,
 ) -> Result<Churn, Box<dyn std::error::Error>> {
     let mut engine = Engine::new(f, policy)?;
     let mut rng = Rng(seed);
     let rate = load * 7.0 * f.gpu_count() as f64 / (MEAN_DURATION * mean_compute());
-    let (mut now, mut offered, mut accepted) = (0.0f64, 0u64, 0u64);
     let mut departures: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
-    let mut latencies_ns = Vec::with_capacity(arrivals as usize);
-    for lease in 0..arrivals {
+    let population = (rate * MEAN_DURATION).round() as u64;
+    let mut lease = 0u64;
+    while lease < population {
+        let req = rng.request(lease);
+        let mean = if rng.unit() < PHASES[0].0 * PHASES[0].1 / MEAN_DURATION {
+            PHASES[0].1
+        } else {
+            PHASES[1].1
+        };
+        let residual = rng.exp(mean);
+        if engine.place(&req).is_ok() {
+            departures.push(Reverse(((residual * 1e3) as u64, lease)));
+        }
+        lease += 1;
+    }
+    let (start_count, end) = (WARM_UP * MEAN_DURATION, (WARM_UP + COUNTED) * MEAN_DURATION);
+    let (mut now, mut offered, mut accepted) = (0.0f64, 0u64, 0u64);
+    let (mut fill_sum, mut counted_n) = (0.0f64, 0u64);
+    let (mut whole_offered, mut whole_accepted) = (0u64, 0u64);
+    let mut latencies_ns = Vec::new();
+    loop {
         now += rng.exp(1.0 / rate);
+        if now >= end {
+            break;
+        }
         let (req, duration) = (rng.request(lease), rng.duration());
         let size = u64::from(compute_of(req.profile)) * u64::from(req.count);
         while departures
@@ -172,18 +212,28 @@ fn churn(
                 engine.release(LeaseKey(l))?;
             }
         }
+        let counted = now >= start_count;
+        if counted {
+            fill_sum += engine.compute_fill();
+            counted_n += 1;
+        }
         let started = Instant::now();
         let placed = engine.place(&req).is_ok();
         latencies_ns.push(started.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
-        let counted = lease >= arrivals / 2;
         offered += u64::from(counted) * size;
+        let whole = u64::from(counted && size == 56);
+        whole_offered += whole;
+        whole_accepted += whole * u64::from(placed);
         if placed {
             accepted += u64::from(counted) * size;
             departures.push(Reverse((((now + duration) * 1e3) as u64, lease)));
         }
+        lease += 1;
     }
     Ok(Churn {
         accept_ratio: accepted as f64 / offered.max(1) as f64,
+        mean_fill: fill_sum / counted_n.max(1) as f64,
+        whole_node_accept_ratio: whole_accepted as f64 / whole_offered.max(1) as f64,
         latencies_ns,
         engine,
     })
@@ -241,14 +291,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let gpus = arg(&args, "--gpus", 288_000)? as usize;
     let seed = arg(&args, "--seed", 42)?;
-    let population = OFFERED_LOAD * 7.0 * gpus as f64 / mean_compute();
-    let arrivals = arg(&args, "--arrivals", (8.0 * population) as u64)?;
     let f = fleet(gpus);
 
     let fill = fill_at_first_reject(&f, Policy::FragmentationAware, seed)?;
     let ff_fill = fill_at_first_reject(&f, Policy::FirstFit, seed)?;
-    let mut default = churn(&f, Policy::FragmentationAware, seed, arrivals, OFFERED_LOAD)?;
-    let first_fit = churn(&f, Policy::FirstFit, seed, arrivals, OFFERED_LOAD)?;
+    let mut default = churn(&f, Policy::FragmentationAware, seed, OFFERED_LOAD)?;
+    let first_fit = churn(&f, Policy::FirstFit, seed, OFFERED_LOAD)?;
     let mut lat = default.latencies_ns.clone();
     lat.sort_unstable();
     let pct = |p: f64| {
@@ -268,11 +316,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .split(',')
         {
             let load: f64 = load.parse()?;
-            let fa = churn(&f, Policy::FragmentationAware, seed, arrivals, load)?.accept_ratio;
-            let ff = churn(&f, Policy::FirstFit, seed, arrivals, load)?.accept_ratio;
+            let fa = churn(&f, Policy::FragmentationAware, seed, load)?;
+            let ff = churn(&f, Policy::FirstFit, seed, load)?;
             overload.insert(
                 format!("{load}"),
-                serde_json::json!({"default": fa, "first_fit": ff}),
+                serde_json::json!({
+                    "default": fa.accept_ratio, "first_fit": ff.accept_ratio,
+                    "default_mean_fill": fa.mean_fill, "first_fit_mean_fill": ff.mean_fill,
+                    "default_whole_node": fa.whole_node_accept_ratio,
+                    "first_fit_whole_node": ff.whole_node_accept_ratio,
+                }),
             );
         }
     }
@@ -288,7 +341,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "p999_decision_ns": pct(0.999),
         "fill_at_first_reject": fill,
         "first_fit_fill_at_first_reject": ff_fill,
-        "churn_arrivals": arrivals,
+        "churn_arrivals": default.latencies_ns.len(),
+        "churn_mean_fill": default.mean_fill,
+        "first_fit_churn_mean_fill": first_fit.mean_fill,
+        "churn_whole_node_accept_ratio": default.whole_node_accept_ratio,
+        "first_fit_churn_whole_node_accept_ratio": first_fit.whole_node_accept_ratio,
         "churn_offered_load": OFFERED_LOAD,
         "churn_accept_ratio": default.accept_ratio,
         "first_fit_churn_accept_ratio": first_fit.accept_ratio,
