@@ -40,6 +40,15 @@ pub struct Application {
 impl Application {
     /// Connects, checks or applies migrations, bootstraps and binds the server.
     pub async fn build(config: &Config, mode: Mode) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, mode, Clock::System).await
+    }
+
+    /// Like [`Application::build`] with an injected clock (tests drive time with it).
+    pub async fn build_with_clock(
+        config: &Config,
+        mode: Mode,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
         let conn = db::connect(&config.database_url(), config.db_max_connections).await?;
@@ -54,7 +63,6 @@ impl Application {
             tracing::info!(count = pending.len(), "applying migrations");
             db::migrate(&conn).await?;
         }
-        let clock = Clock::System;
         let oidc = OidcVerifier::new(
             config.oidc_issuers.clone(),
             config.oidc_leeway_s,

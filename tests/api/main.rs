@@ -1,0 +1,13 @@
+//! Integration tests of the control plane: the real server on port 0, against SQLite and
+//! a real PostgreSQL (a fresh database per test), with a real OpenID provider.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod audit;
+mod basics;
+mod idempotency;
+mod isolation;
+mod members_tokens;
+mod oidc;
+mod tenancy;
