@@ -105,9 +105,10 @@ impl Engine {
             });
         }
         let lease_capacity = gpus.len() * 3;
+        let spans: Vec<(u32, u8)> = nodes.iter().map(|n| (n.first_gpu, n.gpu_count)).collect();
         let mut engine = Self {
             policy,
-            index: index::for_policy(policy, groups.len(), gpus.len()),
+            index: index::for_policy(policy, groups.len(), &spans),
             gang: GangIndex::new(groups.len(), nodes.len()),
             nodes,
             node_index,
@@ -272,31 +273,11 @@ impl Engine {
                 };
                 return Err(MigError::Unplaceable(reason));
             };
-            let gpu = self.consolidate(gpu);
             let start = self.start_for(self.gpus[gpu as usize].config, shape);
             self.apply_place(gpu, shape, start);
             held.push((gpu, shape.0, start));
         }
         Ok(held)
-    }
-
-    /// When the fragmentation-aware choice is to open an empty GPU, take it on
-    /// the node of its group with the fewest empty GPUs, so whole nodes stay
-    /// free for gangs. Empty GPUs are interchangeable for the GPU score, so
-    /// this costs nothing on the GPU level.
-    fn consolidate(&self, gpu: u32) -> u32 {
-        let rec = self.gpus[gpu as usize];
-        if rec.config != 0 || self.policy != Policy::FragmentationAware {
-            return gpu;
-        }
-        let whole = Shape::ALL[SHAPE_COUNT - 1];
-        let Some((node, _)) = self.gang.pick(rec.group, whole.index(), 1) else {
-            return gpu;
-        };
-        let n = &self.nodes[node as usize];
-        (n.first_gpu..n.first_gpu + u32::from(n.gpu_count))
-            .find(|&g| self.gpus[g as usize].config == 0)
-            .unwrap_or(gpu)
     }
 
     pub(super) fn place_gang(

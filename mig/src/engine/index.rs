@@ -1,8 +1,9 @@
 //! GPU indexes: where to find, in O(1) of the fleet size, a GPU on which a
 //! profile fits best (fragmentation-aware) or first (first fit).
 
-use super::policy::{self, Policy};
-use crate::config::{self, NONE};
+use super::frag::FragIndex;
+use super::policy::Policy;
+use crate::config;
 use crate::profile::{SHAPE_COUNT, Shape};
 use std::collections::BTreeSet;
 
@@ -19,10 +20,11 @@ pub(crate) trait GpuIndex: Send + Sync {
     fn heap_bytes(&self) -> usize;
 }
 
-/// Builds the index for `policy`.
-pub(crate) fn for_policy(policy: Policy, groups: usize, gpus: usize) -> Box<dyn GpuIndex> {
+/// Builds the index for `policy`; `nodes` gives each node's (first GPU, GPU
+/// count), in GPU order.
+pub(crate) fn for_policy(policy: Policy, groups: usize, nodes: &[(u32, u8)]) -> Box<dyn GpuIndex> {
     match policy {
-        Policy::FragmentationAware => Box::new(FragIndex::new(groups, gpus)),
+        Policy::FragmentationAware => Box::new(FragIndex::new(groups, nodes)),
         Policy::FirstFit => Box::new(FirstFitIndex::new(groups)),
     }
 }
@@ -30,110 +32,37 @@ pub(crate) fn for_policy(policy: Policy, groups: usize, gpus: usize) -> Box<dyn 
 /// A set of ranks with O(1) "lowest member": a 64-bit summary over words.
 /// 2,319 configurations need 37 words, under the summary's 64.
 #[derive(Clone, Default)]
-struct RankSet {
+pub(crate) struct RankSet {
     summary: u64,
     words: Vec<u64>,
 }
 
 impl RankSet {
-    fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize) -> Self {
         Self {
             summary: 0,
             words: vec![0; len.div_ceil(64)],
         }
     }
-    fn set(&mut self, r: usize) {
+    pub(crate) fn set(&mut self, r: usize) {
         self.words[r / 64] |= 1 << (r % 64);
         self.summary |= 1 << (r / 64);
     }
-    fn clear(&mut self, r: usize) {
+    pub(crate) fn clear(&mut self, r: usize) {
         self.words[r / 64] &= !(1 << (r % 64));
         if self.words[r / 64] == 0 {
             self.summary &= !(1 << (r / 64));
         }
     }
-    fn first(&self) -> Option<usize> {
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+    pub(crate) fn first(&self) -> Option<usize> {
         if self.summary == 0 {
             return None;
         }
         let w = self.summary.trailing_zeros() as usize;
         Some(w * 64 + self.words[w].trailing_zeros() as usize)
-    }
-}
-
-/// Buckets of GPUs keyed by (group, configuration), and per (group, profile)
-/// the set of non-empty buckets ordered by the policy's rank.
-pub(crate) struct FragIndex {
-    configs: usize,
-    buckets: Vec<Vec<u32>>,
-    pos: Vec<u32>,
-    ranks: Vec<RankSet>,
-}
-
-impl FragIndex {
-    fn new(groups: usize, gpus: usize) -> Self {
-        let configs = config::table().len();
-        let prefs = policy::preferences();
-        let ranks = (0..groups * SHAPE_COUNT)
-            .map(|i| RankSet::new(prefs[i % SHAPE_COUNT].order.len()))
-            .collect();
-        Self {
-            configs,
-            buckets: vec![Vec::new(); groups * configs],
-            pos: vec![0; gpus],
-            ranks,
-        }
-    }
-
-    fn mark(&mut self, group: u16, config: u16, present: bool) {
-        for (shape, pref) in policy::preferences().iter().enumerate() {
-            let r = pref.rank[config as usize];
-            if r != NONE {
-                let set = &mut self.ranks[group as usize * SHAPE_COUNT + shape];
-                if present {
-                    set.set(r as usize)
-                } else {
-                    set.clear(r as usize)
-                }
-            }
-        }
-    }
-}
-
-impl GpuIndex for FragIndex {
-    fn insert(&mut self, gpu: u32, group: u16, config: u16) {
-        let b = group as usize * self.configs + config as usize;
-        self.pos[gpu as usize] = self.buckets[b].len() as u32;
-        self.buckets[b].push(gpu);
-        if self.buckets[b].len() == 1 {
-            self.mark(group, config, true);
-        }
-    }
-
-    fn remove(&mut self, gpu: u32, group: u16, config: u16) {
-        let b = group as usize * self.configs + config as usize;
-        let at = self.pos[gpu as usize] as usize;
-        let bucket = &mut self.buckets[b];
-        bucket.swap_remove(at);
-        if let Some(&moved) = bucket.get(at) {
-            self.pos[moved as usize] = at as u32;
-        }
-        if bucket.is_empty() {
-            self.mark(group, config, false);
-        }
-    }
-
-    fn pick(&self, group: u16, shape: Shape) -> Option<(u32, u32)> {
-        let r = self.ranks[group as usize * SHAPE_COUNT + shape.index()].first()?;
-        let config = policy::preferences()[shape.index()].order[r].0;
-        let gpu = *self.buckets[group as usize * self.configs + config as usize].last()?;
-        Some((gpu, r as u32))
-    }
-
-    fn heap_bytes(&self) -> usize {
-        let buckets: usize = self.buckets.iter().map(|b| b.capacity() * 4 + 24).sum();
-        let ranks: usize = self.ranks.iter().map(|r| r.words.len() * 8 + 32).sum();
-        buckets + ranks + self.pos.len() * 4
     }
 }
 
@@ -193,18 +122,6 @@ mod tests {
         assert_eq!(set.first(), Some(2000));
         set.clear(2000);
         assert_eq!(set.first(), None);
-    }
-
-    #[test]
-    fn the_frag_index_prefers_the_partially_used_gpu_for_a_1g() {
-        let mut index = FragIndex::new(1, 2);
-        let one = Shape::ALL[0];
-        let partial = config::table().after_place(0, one, 6);
-        index.insert(0, 0, 0);
-        index.insert(1, 0, partial);
-        assert_eq!(index.pick(0, one).map(|p| p.0), Some(1));
-        index.remove(1, 0, partial);
-        assert_eq!(index.pick(0, one).map(|p| p.0), Some(0));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! ranking of configurations (see [`policy`]).
 
 mod core;
+mod frag;
 mod gang;
 mod index;
 mod policy;

@@ -24,8 +24,11 @@
 //! 2. **free compute after** — best fit: the tighter GPU wins.
 //! 3. **start** — lowest start, for determinism.
 //!
-//! Among equally scored empty GPUs the engine takes one on the node with the
-//! fewest empty GPUs, so that whole nodes stay free for gangs.
+//! **Node-level packing**: among GPUs in the same configuration (same score),
+//! the engine takes the one on the node with the fewest empty GPUs. Empty GPUs
+//! are opened on nodes already in use, and partially used GPUs on nearly empty
+//! nodes are left to drain, so whole nodes stay free for whole-node gangs
+//! (see `frag.rs`; the node class is kept in the index, so this stays O(1)).
 //!
 //! The score depends only on `(c, profile, s)`, and there are 2,319 valid
 //! configurations, so each profile's candidates are ranked once at start-up;
