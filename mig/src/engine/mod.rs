@@ -4,6 +4,7 @@
 //! buckets keyed by (group, configuration) and each profile has a precomputed
 //! ranking of configurations (see [`policy`]).
 
+mod build;
 mod core;
 mod frag;
 mod gang;
