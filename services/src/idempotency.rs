@@ -121,30 +121,6 @@ pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64>
     Ok(res.rows_affected)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_with_spaces_or_over_255_characters_is_rejected() {
-        assert!(IdempotencyKey::parse("a b").is_err());
-        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
-        assert!(IdempotencyKey::parse("").is_err());
-        assert!(IdempotencyKey::parse("req-42").is_ok());
-    }
-
-    #[test]
-    fn fingerprints_differ_when_the_body_differs() {
-        let a = fingerprint("org.create", &serde_json::json!({"slug": "a"}));
-        let b = fingerprint("org.create", &serde_json::json!({"slug": "b"}));
-        assert_ne!(a, b);
-        assert_eq!(
-            a,
-            fingerprint("org.create", &serde_json::json!({"slug": "a"}))
-        );
-    }
-}
-
 /// What [`begin`] decided.
 pub enum Begin<T> {
     /// Answer this stored result again.
@@ -187,5 +163,29 @@ pub async fn finish<T: Serialize>(
     match slot {
         Some(slot) => slot.complete(txn, answer).await,
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_with_spaces_or_over_255_characters_is_rejected() {
+        assert!(IdempotencyKey::parse("a b").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("req-42").is_ok());
+    }
+
+    #[test]
+    fn fingerprints_differ_when_the_body_differs() {
+        let a = fingerprint("org.create", &serde_json::json!({"slug": "a"}));
+        let b = fingerprint("org.create", &serde_json::json!({"slug": "b"}));
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            fingerprint("org.create", &serde_json::json!({"slug": "a"}))
+        );
     }
 }
