@@ -54,8 +54,17 @@ impl Slot {
         let json = serde_json::to_string(answer)
             .map_err(|e| Error::Internal(format!("cannot store idempotent answer: {e}")))?;
         self.model.response = Set(json);
-        self.model.insert(txn).await?;
-        Ok(())
+        match self.model.insert(txn).await {
+            Ok(_) => Ok(()),
+            // A concurrent request with the same key committed first; its answer will be
+            // replayed to a retry of this one.
+            Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+                Err(Error::Conflict(
+                    "a request with this Idempotency-Key was processed concurrently; retry to get its answer".into(),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
