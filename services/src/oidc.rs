@@ -359,8 +359,14 @@ Nh31Yi1wTJQ7TsWmG9U0iQ1QSBxb3IvkUwnrh55tnIXCviTNr0wQWG+L
     #[test]
     fn pick_finds_a_key_by_kid_and_the_only_key_without_kid() {
         let keys = set(vec![jwk(KEY_A, "a"), jwk(KEY_B, "b")]);
-        assert!(matches!(pick(&keys, Some("a"), Algorithm::ES256), Some(Ok(_))));
-        assert!(matches!(pick(&keys, Some("b"), Algorithm::ES256), Some(Ok(_))));
+        assert!(matches!(
+            pick(&keys, Some("a"), Algorithm::ES256),
+            Some(Ok(_))
+        ));
+        assert!(matches!(
+            pick(&keys, Some("b"), Algorithm::ES256),
+            Some(Ok(_))
+        ));
         assert!(pick(&keys, Some("c"), Algorithm::ES256).is_none());
         // Two keys and no kid: ambiguous, so no key.
         assert!(pick(&keys, None, Algorithm::ES256).is_none());
@@ -461,13 +467,22 @@ Nh31Yi1wTJQ7TsWmG9U0iQ1QSBxb3IvkUwnrh55tnIXCviTNr0wQWG+L
         let (v, _) = verifier(set(vec![jwk(KEY_A, "a")]), 0);
         let mut c = claims();
         c["aud"] = json!("https://other.example");
-        assert_refused(v.verify(&sign(KEY_A, Some("a"), &c)).await, "wrong audience");
+        assert_refused(
+            v.verify(&sign(KEY_A, Some("a"), &c)).await,
+            "wrong audience",
+        );
         let mut c = claims();
         c["iss"] = json!("https://evil.example");
-        assert_refused(v.verify(&sign(KEY_A, Some("a"), &c)).await, "issuer not trusted");
+        assert_refused(
+            v.verify(&sign(KEY_A, Some("a"), &c)).await,
+            "issuer not trusted",
+        );
         // A trailing slash is another issuer.
         c["iss"] = json!(format!("{ISS}/"));
-        assert_refused(v.verify(&sign(KEY_A, Some("a"), &c)).await, "issuer not trusted");
+        assert_refused(
+            v.verify(&sign(KEY_A, Some("a"), &c)).await,
+            "issuer not trusted",
+        );
         for field in ["iss", "aud", "exp", "sub"] {
             let mut c = claims();
             c.as_object_mut().unwrap().remove(field);
@@ -581,12 +596,14 @@ Nh31Yi1wTJQ7TsWmG9U0iQ1QSBxb3IvkUwnrh55tnIXCviTNr0wQWG+L
                     let (status, body) = match path.as_str() {
                         "/.well-known/openid-configuration" => (
                             "200 OK",
-                            json!({"issuer": claimed, "jwks_uri": format!("{b}/jwks")})
-                                .to_string(),
+                            json!({"issuer": claimed, "jwks_uri": format!("{b}/jwks")}).to_string(),
                         ),
                         "/jwks" => {
                             f.fetch_add(1, Ordering::SeqCst);
-                            ("200 OK", serde_json::to_string(&*k.lock().unwrap()).unwrap())
+                            (
+                                "200 OK",
+                                serde_json::to_string(&*k.lock().unwrap()).unwrap(),
+                            )
                         }
                         _ => ("404 Not Found", "{}".to_owned()),
                     };
@@ -683,7 +700,11 @@ Nh31Yi1wTJQ7TsWmG9U0iQ1QSBxb3IvkUwnrh55tnIXCviTNr0wQWG+L
             Err(Error::Unavailable(msg)) => assert!(msg.contains("another issuer"), "{msg}"),
             other => panic!("expected Unavailable, got {other:?}"),
         }
-        assert_eq!(idp.fetches(), 0, "the JWKS of a mismatching issuer is never read");
+        assert_eq!(
+            idp.fetches(),
+            0,
+            "the JWKS of a mismatching issuer is never read"
+        );
     }
 
     #[tokio::test]

@@ -61,28 +61,45 @@ fn decode_parts(token: &str) -> (Value, Value) {
 /// Asserts the 401 problem every refused credential gets.
 #[track_caller]
 fn assert_unauthenticated(res: Resp, what: &str) {
-    assert_eq!(res.status, 401, "{what}: expected 401, got {} {}", res.status, res.body);
-    assert_eq!(res.header("www-authenticate").as_deref(), Some("Bearer"), "{what}");
+    assert_eq!(
+        res.status, 401,
+        "{what}: expected 401, got {} {}",
+        res.status, res.body
+    );
+    assert_eq!(
+        res.header("www-authenticate").as_deref(),
+        Some("Bearer"),
+        "{what}"
+    );
     let res = res.expect_problem(401, "unauthenticated");
     assert!(res.body.get("user").is_none(), "{what}");
 }
 
 async fn me_with_raw_authorization(app: &TestApp, value: Option<&str>) -> Resp {
     match value {
-        Some(v) => app.request(Method::GET, "/v1/me", None, None, &[("authorization", v)]).await,
+        Some(v) => {
+            app.request(Method::GET, "/v1/me", None, None, &[("authorization", v)])
+                .await
+        }
         None => app.request(Method::GET, "/v1/me", None, None, &[]).await,
     }
 }
 
 async fn user_creations(app: &TestApp) -> Vec<Value> {
-    let res = app.get("/v1/audit-events?action=user.create", &app.admin).await.expect(200);
+    let res = app
+        .get("/v1/audit-events?action=user.create", &app.admin)
+        .await
+        .expect(200);
     res.body["items"].as_array().unwrap().clone()
 }
 
 async fn a_valid_access_token_from_the_trusted_provider_is_accepted(backend: Backend) {
     let provider = Provider::start();
     let app = spawn(&provider, backend).await;
-    assert!(user_creations(&app).await.is_empty(), "no user before the first token");
+    assert!(
+        user_creations(&app).await.is_empty(),
+        "no user before the first token"
+    );
 
     let token = provider.token("aion-test-alice", None).await;
     let me = app.get("/v1/me", &token).await.expect(200);
@@ -115,7 +132,10 @@ async fn a_valid_access_token_from_the_trusted_provider_is_accepted(backend: Bac
     assert_eq!(user_creations(&app).await.len(), 1, "no second user.create");
 
     // Another subject is another user.
-    let bob = app.get("/v1/me", &provider.token("aion-test-bob", None).await).await.expect(200);
+    let bob = app
+        .get("/v1/me", &provider.token("aion-test-bob", None).await)
+        .await
+        .expect(200);
     assert_eq!(bob.body["user"]["subject"], "aion-test-bob");
     assert_eq!(bob.body["user"]["email"], "bob@lab.example");
     assert_ne!(bob.body["user"]["id"], user_id.as_str());
@@ -124,7 +144,9 @@ async fn a_valid_access_token_from_the_trusted_provider_is_accepted(backend: Bac
     // A user without roles sees no organisation and may not read the audit log.
     let orgs = app.get("/v1/organizations", &fresh).await.expect(200);
     assert_eq!(orgs.body["items"], json!([]));
-    app.get("/v1/audit-events", &fresh).await.expect_problem(403, "forbidden");
+    app.get("/v1/audit-events", &fresh)
+        .await
+        .expect_problem(403, "forbidden");
 }
 
 async fn a_user_added_as_project_member_by_identity_sees_that_project_only(backend: Backend) {
@@ -151,46 +173,98 @@ async fn a_user_added_as_project_member_by_identity_sees_that_project_only(backe
 
     let token = provider.token("aion-test-carol", None).await;
     let me = app.get("/v1/me", &token).await.expect(200);
-    assert_eq!(me.body["user"]["id"], user_id.as_str(), "the token found the provisioned user");
-    assert_eq!(me.body["user"]["email"], "carol@partner.example", "profile filled from the token");
+    assert_eq!(
+        me.body["user"]["id"],
+        user_id.as_str(),
+        "the token found the provisioned user"
+    );
+    assert_eq!(
+        me.body["user"]["email"], "carol@partner.example",
+        "profile filled from the token"
+    );
     let grants = me.body["grants"].as_array().unwrap();
     assert_eq!(grants.len(), 1, "{grants:?}");
     assert_eq!(grants[0]["project_id"], mine.as_str());
     assert_eq!(grants[0]["role"], "member");
 
-    let seen = app.get(&format!("/v1/projects/{mine}"), &token).await.expect(200);
+    let seen = app
+        .get(&format!("/v1/projects/{mine}"), &token)
+        .await
+        .expect(200);
     assert_eq!(seen.body["slug"], "mine");
-    let listed = app.get(&format!("/v1/organizations/{org}/projects"), &token).await.expect(200);
-    let slugs: Vec<&str> = listed.body["items"].as_array().unwrap().iter().map(|p| p["slug"].as_str().unwrap()).collect();
+    let listed = app
+        .get(&format!("/v1/organizations/{org}/projects"), &token)
+        .await
+        .expect(200);
+    let slugs: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap())
+        .collect();
     assert_eq!(slugs, ["mine"], "only the project it belongs to");
     let orgs = app.get("/v1/organizations", &token).await.expect(200);
-    let ids: Vec<&str> = orgs.body["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = orgs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [org.as_str()]);
 
     for other in [&sibling, &foreign] {
-        let res = app.get(&format!("/v1/projects/{other}"), &token).await.expect_problem(404, "not_found");
-        assert!(!res.body.to_string().contains("sibling") && !res.body.to_string().contains("foreign"), "{}", res.body);
+        let res = app
+            .get(&format!("/v1/projects/{other}"), &token)
+            .await
+            .expect_problem(404, "not_found");
+        assert!(
+            !res.body.to_string().contains("sibling") && !res.body.to_string().contains("foreign"),
+            "{}",
+            res.body
+        );
     }
-    app.get(&format!("/v1/organizations/{other_org}"), &token).await.expect_problem(404, "not_found");
+    app.get(&format!("/v1/organizations/{other_org}"), &token)
+        .await
+        .expect_problem(404, "not_found");
     // A member sees the project but may not change it.
-    app.patch(&format!("/v1/projects/{mine}"), &token, json!({"name": "Renamed"})).await.expect_problem(403, "forbidden");
+    app.patch(
+        &format!("/v1/projects/{mine}"),
+        &token,
+        json!({"name": "Renamed"}),
+    )
+    .await
+    .expect_problem(403, "forbidden");
 
     // Another user of the same provider gets nothing of it.
     let alice = provider.token("aion-test-alice", None).await;
-    app.get(&format!("/v1/projects/{mine}"), &alice).await.expect_problem(404, "not_found");
+    app.get(&format!("/v1/projects/{mine}"), &alice)
+        .await
+        .expect_problem(404, "not_found");
 
     // Removing the membership takes effect on the next request with the same token.
-    app.delete(&format!("/v1/projects/{mine}/members/{user_id}"), &app.admin).await.expect(204);
-    app.get(&format!("/v1/projects/{mine}"), &token).await.expect_problem(404, "not_found");
+    app.delete(
+        &format!("/v1/projects/{mine}/members/{user_id}"),
+        &app.admin,
+    )
+    .await
+    .expect(204);
+    app.get(&format!("/v1/projects/{mine}"), &token)
+        .await
+        .expect_problem(404, "not_found");
 }
 
 async fn a_token_for_another_audience_is_refused(backend: Backend) {
     let provider = Provider::start();
     let app = spawn(&provider, backend).await;
-    let token = provider.token("aion-test-alice", Some("https://other.example")).await;
+    let token = provider
+        .token("aion-test-alice", Some("https://other.example"))
+        .await;
     assert_eq!(decode_parts(&token).1["aud"], "https://other.example");
     assert_unauthenticated(app.get("/v1/me", &token).await, "wrong audience");
-    assert!(user_creations(&app).await.is_empty(), "a refused token creates no user");
+    assert!(
+        user_creations(&app).await.is_empty(),
+        "a refused token creates no user"
+    );
 }
 
 async fn a_token_from_an_untrusted_issuer_is_refused(backend: Backend) {
@@ -198,7 +272,9 @@ async fn a_token_from_an_untrusted_issuer_is_refused(backend: Backend) {
     let untrusted = Provider::start();
     let app = spawn(&trusted, backend).await;
     // Sanity: the trusted provider's token works on this app.
-    app.get("/v1/me", &trusted.token("aion-test-alice", None).await).await.expect(200);
+    app.get("/v1/me", &trusted.token("aion-test-alice", None).await)
+        .await
+        .expect(200);
     let token = untrusted.token("aion-test-alice", None).await;
     assert_eq!(decode_parts(&token).1["iss"], untrusted.issuer.as_str());
     assert_unauthenticated(app.get("/v1/me", &token).await, "untrusted issuer");
@@ -207,9 +283,18 @@ async fn a_token_from_an_untrusted_issuer_is_refused(backend: Backend) {
     let parts: Vec<&str> = token.split('.').collect();
     let (_, mut claims) = decode_parts(&token);
     claims["iss"] = json!(trusted.issuer);
-    let relabelled = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
+    let relabelled = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
     assert_unauthenticated(app.get("/v1/me", &relabelled).await, "relabelled issuer");
-    assert_eq!(user_creations(&app).await.len(), 1, "only the trusted user exists");
+    assert_eq!(
+        user_creations(&app).await.len(),
+        1,
+        "only the trusted user exists"
+    );
 }
 
 async fn a_token_with_a_tampered_payload_is_refused(backend: Backend) {
@@ -219,12 +304,22 @@ async fn a_token_with_a_tampered_payload_is_refused(backend: Backend) {
     let parts: Vec<&str> = token.split('.').collect();
     let (_, mut claims) = decode_parts(&token);
     claims["sub"] = json!("aion-test-bob");
-    let tampered = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
     assert_unauthenticated(app.get("/v1/me", &tampered).await, "tampered sub");
     // Same with a changed expiry and with a flipped signature byte.
     let (_, mut claims) = decode_parts(&token);
     claims["exp"] = json!(claims["exp"].as_i64().unwrap() + 86_400);
-    let tampered = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
     assert_unauthenticated(app.get("/v1/me", &tampered).await, "tampered exp");
     let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     sig[10] ^= 0x01;
@@ -232,7 +327,10 @@ async fn a_token_with_a_tampered_payload_is_refused(backend: Backend) {
     assert_unauthenticated(app.get("/v1/me", &flipped).await, "flipped signature bit");
     // No signature at all.
     let unsigned = format!("{}.{}.", parts[0], parts[1]);
-    assert_unauthenticated(app.get("/v1/me", &unsigned).await, "RS256 without signature");
+    assert_unauthenticated(
+        app.get("/v1/me", &unsigned).await,
+        "RS256 without signature",
+    );
     // The untouched token still works: the refusals above were about the changes.
     app.get("/v1/me", &token).await.expect(200);
 }
@@ -252,8 +350,15 @@ async fn an_alg_none_token_is_refused(backend: Backend) {
         let forged = format!("{}.{payload}.", b64(h.to_string().as_bytes()));
         assert_unauthenticated(app.get("/v1/me", &forged).await, &format!("alg none: {h}"));
         // With the real signature appended.
-        let forged = format!("{}.{payload}.{}", b64(h.to_string().as_bytes()), token.split('.').nth(2).unwrap());
-        assert_unauthenticated(app.get("/v1/me", &forged).await, &format!("alg none + sig: {h}"));
+        let forged = format!(
+            "{}.{payload}.{}",
+            b64(h.to_string().as_bytes()),
+            token.split('.').nth(2).unwrap()
+        );
+        assert_unauthenticated(
+            app.get("/v1/me", &forged).await,
+            &format!("alg none + sig: {h}"),
+        );
     }
     assert!(user_creations(&app).await.is_empty());
 }
@@ -263,22 +368,35 @@ async fn an_hs256_token_signed_with_the_public_key_is_refused(backend: Backend) 
     let app = spawn(&provider, backend).await;
     let token = provider.token("aion-test-alice", None).await;
     let (real_header, claims) = decode_parts(&token);
-    let jwks_text = reqwest::get(format!("{}/jwks", provider.issuer)).await.unwrap().text().await.unwrap();
+    let jwks_text = reqwest::get(format!("{}/jwks", provider.issuer))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let jwks: Value = serde_json::from_str(&jwks_text).unwrap();
     let jwk = &jwks["keys"][0];
     assert_eq!(jwk["kid"], real_header["kid"]);
     let n = jwk["n"].as_str().unwrap();
     let n_raw = URL_SAFE_NO_PAD.decode(n).unwrap();
     let jwk_text = jwk.to_string();
-    let secrets: [(&str, &[u8]); 4] =
-        [("n", n.as_bytes()), ("n decoded", &n_raw), ("jwks text", jwks_text.as_bytes()), ("jwk text", jwk_text.as_bytes())];
+    let secrets: [(&str, &[u8]); 4] = [
+        ("n", n.as_bytes()),
+        ("n decoded", &n_raw),
+        ("jwks text", jwks_text.as_bytes()),
+        ("jwk text", jwk_text.as_bytes()),
+    ];
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         for (what, secret) in secrets {
             let mut header = Header::new(alg);
             header.typ = Some("at+jwt".into());
             header.kid = real_header["kid"].as_str().map(str::to_owned);
-            let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap();
-            assert_unauthenticated(app.get("/v1/me", &forged).await, &format!("{alg:?} with {what}"));
+            let forged =
+                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap();
+            assert_unauthenticated(
+                app.get("/v1/me", &forged).await,
+                &format!("{alg:?} with {what}"),
+            );
         }
     }
     assert!(user_creations(&app).await.is_empty());
@@ -294,13 +412,21 @@ async fn a_token_signed_by_a_foreign_key_under_the_trusted_kid_is_refused(backen
     let (real_header, claims) = decode_parts(&token);
     let key = EncodingKey::from_rsa_pem(FOREIGN_RSA_KEY.as_bytes()).unwrap();
     let other_kid = decode_parts(&other.token("aion-test-alice", None).await).0["kid"].clone();
-    for kid in [real_header["kid"].clone(), other_kid, json!("no-such-kid"), Value::Null] {
+    for kid in [
+        real_header["kid"].clone(),
+        other_kid,
+        json!("no-such-kid"),
+        Value::Null,
+    ] {
         for alg in [Algorithm::RS256, Algorithm::PS256] {
             let mut header = Header::new(alg);
             header.typ = Some("at+jwt".into());
             header.kid = kid.as_str().map(str::to_owned);
             let forged = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-            assert_unauthenticated(app.get("/v1/me", &forged).await, &format!("{alg:?}, kid {kid}"));
+            assert_unauthenticated(
+                app.get("/v1/me", &forged).await,
+                &format!("{alg:?}, kid {kid}"),
+            );
         }
     }
     assert!(user_creations(&app).await.is_empty());
@@ -311,14 +437,19 @@ async fn an_expired_token_is_refused(backend: Backend) {
     let app = spawn(&provider, backend).await;
     let token = provider.token("aion-test-short", None).await;
     let (_, claims) = decode_parts(&token);
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 1);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        1
+    );
     // Valid while the app's clock is before `exp` ...
     app.get("/v1/me", &token).await.expect(200);
     // ... refused after it, with no sleeping: the verifier reads the injected clock.
     app.clock.advance(chrono::Duration::seconds(5));
     assert_unauthenticated(app.get("/v1/me", &token).await, "expired");
     // A long-lived token of the same provider still works at that time.
-    app.get("/v1/me", &provider.token("aion-test-alice", None).await).await.expect(200);
+    app.get("/v1/me", &provider.token("aion-test-alice", None).await)
+        .await
+        .expect(200);
     // And past its own hour it does not.
     let hour = provider.token("aion-test-bob", None).await;
     app.get("/v1/me", &hour).await.expect(200);
@@ -330,7 +461,12 @@ async fn garbage_and_non_bearer_credentials_are_refused(backend: Backend) {
     let provider = Provider::start();
     let app = spawn(&provider, backend).await;
     let long = "a".repeat(20 * 1024);
-    let long_jwtish = format!("{}.{}.{}", "e".repeat(7000), "e".repeat(7000), "e".repeat(6000));
+    let long_jwtish = format!(
+        "{}.{}.{}",
+        "e".repeat(7000),
+        "e".repeat(7000),
+        "e".repeat(6000)
+    );
     let bearers: Vec<String> = vec![
         "abc".into(),
         "a.b.c".into(),
@@ -351,27 +487,43 @@ async fn garbage_and_non_bearer_credentials_are_refused(backend: Backend) {
         "Bearer ".to_owned(),
         "Bearer    ".to_owned(),
         "Basic YWxpY2U6c2VjcmV0".to_owned(),
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("aion:{}", app.admin))),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("aion:{}", app.admin))
+        ),
         format!("Token {}", app.admin),
         format!("Bearer{}", app.admin),
         "".to_owned(),
     ];
     for value in &raw {
         let shown = &value[..value.len().min(40)];
-        assert_unauthenticated(me_with_raw_authorization(&app, Some(value)).await, &format!("authorization {shown:?}"));
+        assert_unauthenticated(
+            me_with_raw_authorization(&app, Some(value)).await,
+            &format!("authorization {shown:?}"),
+        );
     }
-    assert_unauthenticated(me_with_raw_authorization(&app, None).await, "no authorization header");
+    assert_unauthenticated(
+        me_with_raw_authorization(&app, None).await,
+        "no authorization header",
+    );
     // A valid JWT under the wrong scheme is still refused.
     let jwt = provider.token("aion-test-alice", None).await;
-    assert_unauthenticated(me_with_raw_authorization(&app, Some(&format!("Basic {jwt}"))).await, "JWT under Basic");
+    assert_unauthenticated(
+        me_with_raw_authorization(&app, Some(&format!("Basic {jwt}"))).await,
+        "JWT under Basic",
+    );
     // Every authenticated route refuses, not only /v1/me.
     for path in ["/v1/organizations", "/v1/audit-events"] {
         assert_unauthenticated(app.get(path, "abc").await, path);
         assert_unauthenticated(app.request(Method::GET, path, None, None, &[]).await, path);
     }
     // The scheme is case-insensitive, and the admin token still works after all this.
-    me_with_raw_authorization(&app, Some(&format!("bearer {}", app.admin))).await.expect(200);
-    me_with_raw_authorization(&app, Some(&format!("Bearer {jwt}"))).await.expect(200);
+    me_with_raw_authorization(&app, Some(&format!("bearer {}", app.admin)))
+        .await
+        .expect(200);
+    me_with_raw_authorization(&app, Some(&format!("Bearer {jwt}")))
+        .await
+        .expect(200);
 }
 
 on_both_databases!(
