@@ -23,8 +23,11 @@ pub struct ProfileRow {
     pub compute_slices: u8,
     /// Memory slices (of 8), the placement size.
     pub memory_slices: u8,
-    /// Nominal memory in GB.
+    /// Nominal memory in GB, from the profile name (`3g.40gb` → 40).
     pub memory_gb: u32,
+    /// Memory in MiB as `nvidia-smi mig -lgip` reports it, where known
+    /// (see [`Profile::memory_mib`]).
+    pub memory_mib: Option<u32>,
     /// Allowed starts.
     pub starts: Vec<u8>,
     /// Placements as `nvidia-smi mig -lgipp` prints them, e.g. `{0,2,4,6}:2`.
@@ -44,6 +47,7 @@ impl ProfileRow {
             compute_slices: g.compute_slices,
             memory_slices: g.memory_slices,
             memory_gb: p.memory_gb(),
+            memory_mib: p.memory_mib(),
             placements: format!("{{{}}}:{}", list.join(","), g.memory_slices),
             starts,
         }
@@ -55,7 +59,9 @@ pub fn profile_rows(model: GpuModel) -> Vec<ProfileRow> {
     model.profiles().map(ProfileRow::of).collect()
 }
 
-/// The profile table as aligned text.
+/// The profile table as aligned text. `Name GB` is the nominal size in the
+/// profile name; `GiB` is what `nvidia-smi mig -lgip` reports, or `-` where
+/// the driver figure is not in the table.
 pub fn profiles_text(model: GpuModel) -> String {
     let mut out = format!("GPU instance profiles: {model}\n");
     let header = [
@@ -65,18 +71,32 @@ pub fn profiles_text(model: GpuModel) -> String {
         "Max",
         "Compute",
         "Mem slices",
-        "Mem GB",
+        "Name GB",
+        "GiB",
         "Placements",
     ];
     let _ = writeln!(
         out,
-        "{:<12} {:>3} {:>8} {:>4} {:>8} {:>10} {:>7}  {}",
-        header[0], header[1], header[2], header[3], header[4], header[5], header[6], header[7]
+        "{:<12} {:>3} {:>8} {:>4} {:>8} {:>10} {:>7} {:>6}  {}",
+        header[0],
+        header[1],
+        header[2],
+        header[3],
+        header[4],
+        header[5],
+        header[6],
+        header[7],
+        header[8]
     );
     for r in profile_rows(model) {
+        // Two decimals, as nvidia-smi prints them (19.625 → 19.62).
+        let gib = r.memory_mib.map_or("-".to_string(), |m| {
+            let hundredths = u64::from(m) * 100 / 1024;
+            format!("{}.{:02}", hundredths / 100, hundredths % 100)
+        });
         let _ = writeln!(
             out,
-            "{:<12} {:>3} {:>8} {:>4} {:>8} {:>10} {:>7}  {}",
+            "{:<12} {:>3} {:>8} {:>4} {:>8} {:>10} {:>7} {:>6}  {}",
             r.name,
             r.id,
             r.nvml_index,
@@ -84,6 +104,7 @@ pub fn profiles_text(model: GpuModel) -> String {
             r.compute_slices,
             r.memory_slices,
             r.memory_gb,
+            gib,
             r.placements
         );
     }
@@ -201,6 +222,25 @@ mod tests {
             line.contains("{0,2,4,6}:2") && line.contains(" 15 "),
             "{line}"
         );
+    }
+
+    #[test]
+    fn the_h100_table_shows_the_driver_gib_and_others_a_dash() {
+        let text = profiles_text(GpuModel::H100_80GB);
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(line("1g.10gb ")[7], "9.75");
+        assert_eq!(line("1g.20gb")[7], "19.62");
+        assert_eq!(line("7g.80gb")[7], "79.25");
+        let a100 = profiles_text(GpuModel::A100_40GB);
+        let row = a100.lines().find(|l| l.starts_with("3g.20gb")).unwrap();
+        assert_eq!(row.split_whitespace().nth(7), Some("-"));
     }
 
     #[test]

@@ -28,7 +28,9 @@ impl Engine {
         let (mut nodes, mut groups, mut gpus) = (Vec::new(), Vec::new(), Vec::new());
         let mut node_index = HashMap::new();
         for n in &fleet.nodes {
-            let next = group_ids.len() as u16;
+            let next = u16::try_from(group_ids.len()).map_err(|_| {
+                MigError::InvalidFleet("over 65,535 (model, site, labels) groups".to_string())
+            })?;
             let group = *group_ids.entry(group_key(n)).or_insert(next);
             if group == next {
                 groups.push(GroupRec {

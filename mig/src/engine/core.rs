@@ -276,7 +276,7 @@ impl Engine {
     }
 }
 
-fn unknown_profile(req: &Request) -> MigError {
+pub(super) fn unknown_profile(req: &Request) -> MigError {
     MigError::UnknownProfile {
         given: req.profile.to_string(),
         model: "A100/H100/H200".to_string(),

@@ -39,10 +39,7 @@ impl Engine {
     /// The smallest set of preemptible leases whose removal lets `req` be
     /// placed (see the module docs); an empty plan when it fits already.
     pub fn preemption_plan(&mut self, req: &Request) -> Result<PreemptionPlan, MigError> {
-        let shape = Shape::of(req.profile).ok_or(MigError::NoSuchInstance {
-            profile: req.profile,
-            start: 0,
-        })?;
+        let shape = Shape::of(req.profile).ok_or_else(|| super::core::unknown_profile(req))?;
         let groups = self.matching_groups(&req.constraints)?;
         let trial = if req.constraints.same_node {
             self.place_gang(&groups, shape, req)

@@ -32,9 +32,10 @@ impl Engine {
         self.compute_used
     }
 
-    /// The state of GPU `gpu` of `node`.
+    /// The state of GPU `gpu` of `node`; `None` when the engine has no such
+    /// node or the node has no such GPU (never panics on bad input).
     pub fn gpu_state(&self, node: NodeId, gpu: u8) -> Option<GpuState> {
-        let rec = &self.nodes[*self.node_index.get(&node)? as usize];
+        let rec = self.nodes.get(*self.node_index.get(&node)? as usize)?;
         (gpu < rec.gpu_count).then(|| {
             GpuState::from_config(self.gpus[(rec.first_gpu + u32::from(gpu)) as usize].config)
         })
