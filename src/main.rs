@@ -24,6 +24,11 @@ enum Command {
     Dev(ConfigArgs),
     /// Apply pending database migrations and exit.
     Migrate(ConfigArgs),
+    /// Operator tools that act on the database directly.
+    Admin {
+        #[command(subcommand)]
+        cmd: AdminCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -33,6 +38,24 @@ enum Command {
     Mig {
         #[command(subcommand)]
         cmd: mig_cli::MigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Give a person (OIDC issuer + subject) a platform role: platform-admin or auditor.
+    PlatformRole {
+        /// OIDC issuer URL of the person.
+        #[arg(long)]
+        issuer: String,
+        /// Subject of the person at that issuer.
+        #[arg(long)]
+        subject: String,
+        /// platform-admin or auditor.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
 }
 
@@ -81,6 +104,16 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Audit {
                 cmd: AuditCommand::Verify(args),
             } => verify_audit(args).await,
+            Command::Admin {
+                cmd:
+                    AdminCommand::PlatformRole {
+                        issuer,
+                        subject,
+                        role,
+                        config,
+                    },
+            } => grant_platform_role(config, &issuer, &subject, &role).await,
+            // Handled before a runtime is built: it needs none.
             Command::Mig { .. } => Ok(()),
         }
     })
@@ -134,6 +167,26 @@ async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
         } else {
             format!(": {}", pending.join(", "))
         }
+    );
+    Ok(())
+}
+
+async fn grant_platform_role(
+    args: ConfigArgs,
+    issuer: &str,
+    subject: &str,
+    role: &str,
+) -> anyhow::Result<()> {
+    let config = args.load()?;
+    let role = aion_services::authz::PlatformRole::parse("role", role)?;
+    let services = aion::startup::services_for_cli(&config).await?;
+    let system = aion_services::authz::Caller::system("cli");
+    let user =
+        aion_services::identity::grant_platform_role(&services, &system, issuer, subject, role)
+            .await?;
+    println!(
+        "user {user} ({issuer} / {subject}) is now {}",
+        role.as_str()
     );
     Ok(())
 }

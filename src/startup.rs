@@ -107,6 +107,23 @@ impl Application {
     }
 }
 
+/// The domain layer for one-shot CLI commands: an up-to-date database is required.
+pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
+    let conn = db::connect(&config.database_url(), 2).await?;
+    let pending = db::pending_migrations(&conn).await?;
+    anyhow::ensure!(
+        pending.is_empty(),
+        "the database is behind; run `aion migrate` first"
+    );
+    let clock = Clock::System;
+    let oidc = OidcVerifier::new(Vec::new(), config.oidc_leeway_s, clock.clone())?;
+    Ok(Services {
+        db: conn,
+        clock,
+        oidc: Arc::new(oidc),
+    })
+}
+
 fn http_server(listener: TcpListener, services: Services) -> anyhow::Result<Server> {
     let state = web::Data::new(AppState { services });
     let server = HttpServer::new(move || {

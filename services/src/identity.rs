@@ -140,18 +140,26 @@ pub async fn load_grants(db: &impl ConnectionTrait, user: UserId) -> Result<Vec<
 }
 
 fn grant_of(m: &memberships::Model) -> Result<Grant> {
-    let bad = || Error::Internal(format!("membership {} is inconsistent", m.id));
-    match (m.organization_id, m.project_id) {
-        (None, None) => PlatformRole::parse("role", &m.role)
-            .map(Grant::Platform)
-            .map_err(|_| bad()),
-        (Some(org), None) => OrgRole::parse("role", &m.role)
-            .map(|r| Grant::Organization(OrganizationId(org), r))
-            .map_err(|_| bad()),
-        (Some(org), Some(project)) => ProjectRole::parse("role", &m.role)
-            .map(|r| Grant::Project(OrganizationId(org), ProjectId(project), r))
-            .map_err(|_| bad()),
-        (None, Some(_)) => Err(bad()),
+    grant_from_parts(m.organization_id, m.project_id, &m.role)
+        .ok_or_else(|| Error::Internal(format!("membership {} is inconsistent", m.id)))
+}
+
+/// The role stored with a scope (organisation and project columns, both null for the
+/// platform), as memberships and tokens store it; `None` if they do not fit together.
+pub(crate) fn grant_from_parts(
+    org: Option<uuid::Uuid>,
+    project: Option<uuid::Uuid>,
+    role: &str,
+) -> Option<Grant> {
+    match (org, project) {
+        (None, None) => PlatformRole::parse("role", role).ok().map(Grant::Platform),
+        (Some(org), None) => OrgRole::parse("role", role)
+            .ok()
+            .map(|r| Grant::Organization(OrganizationId(org), r)),
+        (Some(org), Some(project)) => ProjectRole::parse("role", role)
+            .ok()
+            .map(|r| Grant::Project(OrganizationId(org), ProjectId(project), r)),
+        (None, Some(_)) => None,
     }
 }
 
@@ -186,13 +194,15 @@ pub async fn me(svc: &Services, caller: &Caller) -> Result<Me> {
     })
 }
 
-/// Gives a user a platform role (operators' CLI; there is no API for it on purpose).
+/// Gives the user (issuer, subject) a platform role, creating the user if it never signed
+/// in. For the operators' CLI (`aion admin platform-role`); there is no API for it on purpose.
 pub async fn grant_platform_role(
     svc: &Services,
     caller: &Caller,
-    user: UserId,
+    issuer: &str,
+    subject: &str,
     role: PlatformRole,
-) -> Result<()> {
+) -> Result<UserId> {
     if !caller.is_platform_admin() {
         return Err(Error::Forbidden(
             "only platform admins grant platform roles".into(),
@@ -200,10 +210,11 @@ pub async fn grant_platform_role(
     }
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
-    users::Entity::find_by_id(user.0)
-        .one(&txn)
+    let who = crate::members::MemberRef::parse(None, Some(issuer), Some(subject), None)?;
+    let user: UserId = crate::members::find_or_provision(&txn, now, &who)
         .await?
-        .ok_or(Error::NotFound("user"))?;
+        .id
+        .into();
     memberships::Entity::delete_many()
         .filter(memberships::Column::UserId.eq(user.0))
         .filter(memberships::Column::ScopeKey.eq("platform"))
@@ -235,5 +246,5 @@ pub async fn grant_platform_role(
     )
     .await?;
     txn.commit().await?;
-    Ok(())
+    Ok(user)
 }

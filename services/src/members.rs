@@ -89,7 +89,7 @@ fn scope_columns(resolved: &Resolved) -> (Option<uuid::Uuid>, Option<uuid::Uuid>
     )
 }
 
-async fn find_or_provision(
+pub(crate) async fn find_or_provision(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     who: &MemberRef,
@@ -127,6 +127,26 @@ async fn find_or_provision(
     }
 }
 
+/// Adding by `user_id` reveals the user's profile, so it is limited to users already in
+/// the organisation (e.g. an organisation member joining one of its projects); other
+/// people are added by their identity. Platform admins may add anyone.
+async fn ensure_known_in_org(
+    txn: &impl ConnectionTrait,
+    caller: &Caller,
+    user: UserId,
+    org: crate::ids::OrganizationId,
+) -> Result<()> {
+    if caller.is_platform_admin() {
+        return Ok(());
+    }
+    let known = memberships::Entity::find()
+        .filter(memberships::Column::UserId.eq(user.0))
+        .filter(memberships::Column::OrganizationId.eq(org.0))
+        .one(txn)
+        .await?;
+    known.map(|_| ()).ok_or(Error::NotFound("user"))
+}
+
 /// Adds a member (409 if the user already has a role here).
 #[tracing::instrument(skip_all, err)]
 pub async fn add(
@@ -148,6 +168,9 @@ pub async fn add(
             idempotency::Begin::Replay(member) => return Ok(member),
             idempotency::Begin::Proceed(slot) => slot,
         };
+    if let MemberRef::User(id) = &who {
+        ensure_known_in_org(&txn, caller, *id, resolved.organization_id).await?;
+    }
     let user = find_or_provision(&txn, now, &who).await?;
     let existing = memberships::Entity::find()
         .filter(memberships::Column::UserId.eq(user.id))

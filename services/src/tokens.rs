@@ -4,7 +4,7 @@
 
 use crate::Services;
 use crate::audit::{self, Record};
-use crate::authz::{Actor, Caller, Grant, OrgRole, PlatformRole, ProjectRole};
+use crate::authz::{Actor, Caller, Grant};
 use crate::entities::api_tokens;
 use crate::error::{Error, Result};
 use crate::idempotency::{self, IdempotencyKey};
@@ -336,19 +336,8 @@ pub async fn authenticate(svc: &Services, secret: &str, request_id: &str) -> Res
 }
 
 fn token_grant(m: &api_tokens::Model) -> Result<Grant> {
-    let bad = || Error::Internal(format!("token {} has an inconsistent scope or role", m.id));
-    match (m.organization_id, m.project_id) {
-        (None, None) => PlatformRole::parse("role", &m.role)
-            .map(Grant::Platform)
-            .map_err(|_| bad()),
-        (Some(o), None) => OrgRole::parse("role", &m.role)
-            .map(|r| Grant::Organization(o.into(), r))
-            .map_err(|_| bad()),
-        (Some(o), Some(p)) => ProjectRole::parse("role", &m.role)
-            .map(|r| Grant::Project(o.into(), p.into(), r))
-            .map_err(|_| bad()),
-        (None, Some(_)) => Err(bad()),
-    }
+    crate::identity::grant_from_parts(m.organization_id, m.project_id, &m.role)
+        .ok_or_else(|| Error::Internal(format!("token {} has an inconsistent scope or role", m.id)))
 }
 
 #[cfg(test)]

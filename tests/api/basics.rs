@@ -45,7 +45,7 @@ async fn serve_refuses_a_database_with_pending_migrations_unless_told_to_migrate
 }
 
 async fn readiness_reports_pending_migrations(backend: Backend) {
-    use migration::MigratorTrait;
+    use migration::{MigrationName, MigratorTrait};
     let app = TestApp::spawn(backend).await;
     // Roll the last migration back under the running server.
     migration::Migrator::down(&app.services.db, Some(1))
@@ -53,11 +53,15 @@ async fn readiness_reports_pending_migrations(backend: Backend) {
         .unwrap();
     let res = app.request(Method::GET, "/readyz", None, None, &[]).await;
     let res = res.expect_problem(503, "migrations_pending");
+    let last = migration::Migrator::migrations()
+        .last()
+        .unwrap()
+        .name()
+        .to_owned();
     assert!(
-        res.body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("m20261125_000001_tenancy")
+        res.body["detail"].as_str().unwrap().contains(&last),
+        "{}",
+        res.body
     );
     assert_eq!(res.header("retry-after").as_deref(), Some("5"));
 }
@@ -240,4 +244,50 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
         page.text().await.unwrap().contains("swagger"),
         "the reference page is served offline"
     );
+}
+
+on_both_databases!(the_admin_cli_gives_a_person_a_platform_role);
+
+async fn the_admin_cli_gives_a_person_a_platform_role(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aion"))
+        .args([
+            "admin",
+            "platform-role",
+            "--issuer",
+            "https://idp.example",
+            "--subject",
+            "ops-1",
+            "--role",
+            "auditor",
+        ])
+        .args(["--database-url", &app.db.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = app
+        .get("/v1/audit-events?action=platform_role.grant", &app.admin)
+        .await
+        .expect(200);
+    assert_eq!(events.body["items"][0]["details"]["role"], "auditor");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_aion"))
+        .args([
+            "admin",
+            "platform-role",
+            "--issuer",
+            "https://idp.example",
+            "--subject",
+            "x",
+            "--role",
+            "emperor",
+        ])
+        .args(["--database-url", &app.db.url])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("platform-admin"));
 }

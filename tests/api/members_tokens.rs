@@ -236,3 +236,44 @@ async fn a_token_cannot_be_created_with_a_bad_role_or_expiry(backend: Backend) {
         .await
         .expect_problem(403, "forbidden");
 }
+
+on_both_databases!(an_org_admin_cannot_add_or_probe_users_of_other_organisations_by_id);
+
+async fn an_org_admin_cannot_add_or_probe_users_of_other_organisations_by_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.create_org("alpha", "academic").await;
+    let b = app.create_org("bravo", "academic").await;
+    let a_project = app.create_project(&a, "alpha-p").await;
+    let stranger = app
+        .post(&format!("/v1/organizations/{b}/members"), &app.admin, json!({"issuer": "https://idp.example", "subject": "bravo-person", "email": "person@bravo.example", "role": "member"}))
+        .await
+        .expect(201);
+    let stranger_id = stranger.body["user"]["id"].as_str().unwrap().to_owned();
+    let colleague = app
+        .post(
+            &format!("/v1/organizations/{a}/members"),
+            &app.admin,
+            json!({"issuer": "https://idp.example", "subject": "alpha-person", "role": "member"}),
+        )
+        .await
+        .expect(201);
+    let colleague_id = colleague.body["user"]["id"].as_str().unwrap().to_owned();
+    let a_admin = app.token(&format!("/v1/organizations/{a}"), "admin").await;
+    let res = app
+        .post(
+            &format!("/v1/organizations/{a}/members"),
+            &a_admin,
+            json!({"user_id": stranger_id, "role": "member"}),
+        )
+        .await
+        .expect_problem(404, "not_found");
+    assert!(!res.body.to_string().contains("bravo.example"));
+    // A colleague already in the organisation can join one of its projects by id.
+    app.post(
+        &format!("/v1/projects/{a_project}/members"),
+        &a_admin,
+        json!({"user_id": colleague_id, "role": "member"}),
+    )
+    .await
+    .expect(201);
+}
