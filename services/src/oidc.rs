@@ -77,6 +77,8 @@ struct Discovery {
 struct CachedKeys {
     keys: JwkSet,
     fetched_at: i64,
+    /// Last fetch attempt, successful or not (the refetch cooldown counts from it).
+    attempted_at: i64,
 }
 
 /// Verifies access tokens against the trusted issuers' published keys.
@@ -86,6 +88,7 @@ pub struct OidcVerifier {
     clock: Clock,
     http: reqwest::Client,
     cache: RwLock<HashMap<String, CachedKeys>>,
+    fetch_lock: tokio::sync::Mutex<()>,
 }
 
 fn unauthenticated(why: &str) -> Error {
@@ -106,6 +109,7 @@ impl OidcVerifier {
             clock,
             http,
             cache: RwLock::new(HashMap::new()),
+            fetch_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -187,22 +191,46 @@ impl OidcVerifier {
         if let Some(key) = fresh {
             return key;
         }
-        // Unknown kid or stale set: fetch again unless we just did.
-        let mut cache = self.cache.write().await;
-        let recent = cache
+        // Unknown kid or stale set: fetch again unless anyone tried lately (successful
+        // or not, so an identity provider outage is not hammered by every request). One
+        // fetch at a time; the cache stays readable for other issuers meanwhile.
+        let _single_flight = self.fetch_lock.lock().await;
+        let recent = self
+            .cache
+            .read()
+            .await
             .get(&issuer.issuer)
-            .is_some_and(|c| now - c.fetched_at < REFETCH_COOLDOWN_S);
+            .is_some_and(|c| now - c.attempted_at < REFETCH_COOLDOWN_S);
         if !recent {
-            let keys = self.fetch_keys(issuer).await?;
-            cache.insert(
-                issuer.issuer.clone(),
-                CachedKeys {
-                    keys,
-                    fetched_at: now,
-                },
-            );
+            let fetched = self.fetch_keys(issuer).await;
+            let mut cache = self.cache.write().await;
+            match fetched {
+                Ok(keys) => {
+                    cache.insert(
+                        issuer.issuer.clone(),
+                        CachedKeys {
+                            keys,
+                            fetched_at: now,
+                            attempted_at: now,
+                        },
+                    );
+                }
+                Err(err) => {
+                    let entry = cache
+                        .entry(issuer.issuer.clone())
+                        .or_insert_with(|| CachedKeys {
+                            keys: JwkSet { keys: Vec::new() },
+                            fetched_at: i64::MIN / 2,
+                            attempted_at: now,
+                        });
+                    entry.attempted_at = now;
+                    return Err(err);
+                }
+            }
         }
-        cache
+        self.cache
+            .read()
+            .await
             .get(&issuer.issuer)
             .and_then(|c| pick(&c.keys, kid, alg))
             .unwrap_or_else(|| Err(unauthenticated("signing key not found at the issuer")))
@@ -341,6 +369,7 @@ Nh31Yi1wTJQ7TsWmG9U0iQ1QSBxb3IvkUwnrh55tnIXCviTNr0wQWG+L
             CachedKeys {
                 keys,
                 fetched_at: NOW,
+                attempted_at: NOW,
             },
         );
         (v, clock)
@@ -715,12 +744,25 @@ Nh31Yi1wTJQ7TsWmG9U0iQ1QSBxb3IvkUwnrh55tnIXCviTNr0wQWG+L
             issuer: "http://127.0.0.1:9".into(),
             audience: AUD.into(),
         };
-        let v = OidcVerifier::new(vec![trusted], 0, clock).unwrap();
+        let v = OidcVerifier::new(vec![trusted], 0, clock.clone()).unwrap();
         let mut c = claims();
         c["iss"] = json!("http://127.0.0.1:9");
-        match v.verify(&sign(KEY_A, Some("a"), &c)).await {
+        let token = sign(KEY_A, Some("a"), &c);
+        match v.verify(&token).await {
             Err(Error::Unavailable(_)) => {}
             other => panic!("expected Unavailable, got {other:?}"),
         }
+        // The failed attempt counts for the cooldown: no new fetch until it has passed.
+        match v.verify(&token).await {
+            Err(Error::Unauthenticated(why)) => {
+                assert!(why.contains("signing key not found"), "{why}")
+            }
+            other => panic!("expected a refusal without fetching, got {other:?}"),
+        }
+        clock.advance(chrono::Duration::seconds(REFETCH_COOLDOWN_S));
+        assert!(
+            matches!(v.verify(&token).await, Err(Error::Unavailable(_))),
+            "fetched again after the cooldown"
+        );
     }
 }
