@@ -50,4 +50,12 @@ typed_id!(
     MembershipId,
     /// Identifies an audit event.
     AuditEventId,
+    /// Identifies a call for allocation requests.
+    CallId,
+    /// Identifies an allocation request.
+    AllocationRequestId,
+    /// Identifies a grant of GPU-hours.
+    GrantId,
+    /// Identifies a quota row.
+    QuotaId,
 );

@@ -1,10 +1,14 @@
 //! sea-orm entities: one per table, generated-style and kept apart from domain code.
 
+pub mod allocation_requests;
 pub mod api_tokens;
 pub mod audit_events;
 pub mod audit_head;
+pub mod calls;
+pub mod grants;
 pub mod idempotency_keys;
 pub mod memberships;
 pub mod organizations;
 pub mod projects;
+pub mod quotas;
 pub mod users;
