@@ -176,6 +176,18 @@ impl Caller {
         self.can_admin_org(org) || self.project_role(project) == Some(ProjectRole::Lead)
     }
 
+    /// May run the calls of allocating organisation `org`: create, edit, open and close
+    /// them and decide their requests (its allocators and platform admins).
+    pub fn can_allocate(&self, org: OrganizationId) -> bool {
+        self.is_platform_admin() || self.org_role(org) == Some(OrgRole::Allocator)
+    }
+
+    /// Reads every request of `org`'s calls and the grants they fund (its allocators,
+    /// platform admins and auditors): that is how a committee reviews.
+    pub fn reviews_calls_of(&self, org: OrganizationId) -> bool {
+        self.reads_everything() || self.org_role(org) == Some(OrgRole::Allocator)
+    }
+
     /// Organisations whose objects the caller may list (`None`: all of them).
     pub fn visible_orgs(&self) -> Option<Vec<OrganizationId>> {
         if self.reads_everything() {
@@ -260,6 +272,18 @@ mod tests {
         let (org, project) = (OrganizationId::new(), ProjectId::new());
         let c = caller(vec![Grant::Organization(org, OrgRole::Admin)]);
         assert!(c.can_manage_project(org, project));
+    }
+
+    #[test]
+    fn an_allocator_runs_its_own_calls_only_and_an_org_admin_does_not() {
+        let (genci, cnrs) = (OrganizationId::new(), OrganizationId::new());
+        let c = caller(vec![Grant::Organization(genci, OrgRole::Allocator)]);
+        assert!(c.can_allocate(genci) && c.reviews_calls_of(genci));
+        assert!(!c.can_allocate(cnrs) && !c.reviews_calls_of(cnrs));
+        let admin = caller(vec![Grant::Organization(genci, OrgRole::Admin)]);
+        assert!(!admin.can_allocate(genci));
+        let auditor = caller(vec![Grant::Platform(PlatformRole::Auditor)]);
+        assert!(auditor.reviews_calls_of(genci) && !auditor.can_allocate(genci));
     }
 
     #[test]

@@ -1,13 +1,19 @@
-//! The domain of Aion: tenancy, identity, authorisation, API tokens, idempotency and the
-//! audit log. HTTP never reaches this crate; SQL never leaves it.
+//! The domain of Aion: tenancy, identity, authorisation, API tokens, idempotency, the
+//! audit log, and allocation (calls, requests, grants, quotas). HTTP never reaches this crate; SQL never leaves it.
 
+pub mod allocation_requests;
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;
+pub mod budget;
+pub mod call_input;
+pub mod calls;
 pub mod clock;
 pub mod db;
+pub mod decisions;
 pub mod entities;
 pub mod error;
+pub mod grants;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
@@ -16,6 +22,8 @@ pub mod oidc;
 pub mod organizations;
 pub mod pagination;
 pub mod projects;
+pub mod quota_settings;
+pub mod quotas;
 pub mod scope;
 pub mod seed;
 pub mod tokens;

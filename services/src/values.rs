@@ -135,6 +135,19 @@ impl CountryCode {
     }
 }
 
+/// Parses a GPU model name (`H100-80GB`) into the MIG engine's model, listing the valid
+/// names on error.
+pub fn parse_gpu_model(field: &str, raw: &str) -> Result<aion_mig::GpuModel> {
+    raw.parse::<aion_mig::GpuModel>()
+        .map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// Reads a stored GPU model name back (an unknown one is a bug, never user input).
+pub fn stored_gpu_model(raw: &str) -> Result<aion_mig::GpuModel> {
+    raw.parse::<aion_mig::GpuModel>()
+        .map_err(|e| Error::Internal(format!("stored GPU model: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +183,18 @@ mod tests {
     fn country_codes_are_upper_cased() {
         assert_eq!(CountryCode::parse("country", "fr").unwrap().as_str(), "FR");
         assert!(CountryCode::parse("country", "FRA").is_err());
+    }
+
+    #[test]
+    fn an_unknown_gpu_model_is_rejected_with_the_valid_ones() {
+        assert_eq!(
+            parse_gpu_model("gpu_model", "h100-80gb").unwrap().name(),
+            "H100-80GB"
+        );
+        let err = parse_gpu_model("gpu_model", "V100")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("H100-80GB"), "{err}");
     }
 
     proptest::proptest! {
