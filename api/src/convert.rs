@@ -2,8 +2,12 @@
 
 use aion_api_types as wire;
 use aion_services::authz::{Actor, Grant};
+use aion_services::budget::{SliceSeconds, gpu_equivalents};
 use aion_services::values::OrganizationKind;
-use aion_services::{audit, identity, members, organizations, projects, tokens};
+use aion_services::{
+    allocation_requests, audit, call_input, calls, grants, identity, members, organizations,
+    projects, quotas, tokens,
+};
 
 /// Organisation kind.
 pub fn kind(k: OrganizationKind) -> wire::OrganizationKind {
@@ -134,5 +138,105 @@ pub fn me(actor: &Actor, m: identity::Me) -> wire::Me {
         user: m.user.map(user),
         token: m.token.map(token),
         grants: m.grants.into_iter().map(grant).collect(),
+    }
+}
+
+/// Call state.
+pub fn call_state(s: call_input::CallState) -> wire::CallState {
+    match s {
+        call_input::CallState::Draft => wire::CallState::Draft,
+        call_input::CallState::Open => wire::CallState::Open,
+        call_input::CallState::Closed => wire::CallState::Closed,
+    }
+}
+
+/// Call, with its pool consumption.
+pub fn call(c: calls::Call) -> wire::Call {
+    let remaining = c.remaining();
+    wire::Call {
+        id: c.id.0,
+        organization_id: c.allocator_org_id.0,
+        title: c.title,
+        description: c.description,
+        gpu_model: c.gpu_model.name().to_owned(),
+        state: call_state(c.state),
+        pool_gpu_hours: c.pool.gpu_hours(),
+        pool_slice_seconds: c.pool.get(),
+        granted_gpu_hours: c.granted.gpu_hours(),
+        granted_slice_seconds: c.granted.get(),
+        remaining_gpu_hours: remaining.gpu_hours(),
+        remaining_slice_seconds: remaining.get(),
+        opens_at: c.opens_at,
+        closes_at: c.closes_at,
+        period_start: c.period_start,
+        period_end: c.period_end,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+/// Allocation request.
+pub fn allocation_request(r: allocation_requests::AllocationRequest) -> wire::AllocationRequest {
+    use allocation_requests::RequestState as S;
+    wire::AllocationRequest {
+        id: r.id.0,
+        call_id: r.call_id.0,
+        project_id: r.project_id.0,
+        organization_id: r.organization_id.0,
+        requested_gpu_hours: r.requested.gpu_hours(),
+        requested_slice_seconds: r.requested.get(),
+        justification: r.justification,
+        state: match r.state {
+            S::Submitted => wire::AllocationRequestState::Submitted,
+            S::Approved => wire::AllocationRequestState::Approved,
+            S::Rejected => wire::AllocationRequestState::Rejected,
+            S::Withdrawn => wire::AllocationRequestState::Withdrawn,
+        },
+        granted_gpu_hours: r.granted.map(SliceSeconds::gpu_hours),
+        granted_slice_seconds: r.granted.map(SliceSeconds::get),
+        decision_reason: r.decision_reason,
+        decided_by: r.decided_by,
+        decided_at: r.decided_at,
+        created_at: r.created_at,
+    }
+}
+
+/// Grant of GPU-hours.
+pub fn budget_grant(g: grants::Grant) -> wire::Grant {
+    wire::Grant {
+        id: g.id.0,
+        project_id: g.project_id.0,
+        organization_id: g.organization_id.0,
+        gpu_model: g.gpu_model.name().to_owned(),
+        gpu_hours: g.amount.gpu_hours(),
+        slice_seconds: g.amount.get(),
+        valid_from: g.valid_from,
+        valid_until: g.valid_until,
+        source: match g.source {
+            grants::GrantSource::Call => wire::GrantSource::Call,
+            grants::GrantSource::Contract => wire::GrantSource::Contract,
+        },
+        call_id: g.call_id.map(|c| c.0),
+        request_id: g.request_id.map(|r| r.0),
+        funded_by: g.funded_by.map(|o| o.0),
+        reference: g.reference,
+        created_by: g.created_by,
+        created_at: g.created_at,
+    }
+}
+
+/// Quota.
+pub fn quota(q: quotas::Quota) -> wire::Quota {
+    wire::Quota {
+        organization_id: q.organization_id.0,
+        project_id: q.project_id.map(|p| p.0),
+        max_gpu_equivalents: gpu_equivalents(q.limits.max_compute_slices),
+        max_compute_slices: q.limits.max_compute_slices,
+        max_preemptible_gpu_equivalents: gpu_equivalents(q.limits.max_preemptible_compute_slices),
+        max_preemptible_compute_slices: q.limits.max_preemptible_compute_slices,
+        per_profile: q.limits.per_profile,
+        per_site: q.limits.per_site,
+        is_default: q.is_default,
+        updated_at: q.updated_at,
     }
 }

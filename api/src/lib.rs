@@ -38,6 +38,14 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::tokens::create_org, routes::tokens::list_org, routes::tokens::revoke_org,
         routes::tokens::create_project, routes::tokens::list_project, routes::tokens::revoke_project,
         routes::audit::list,
+        routes::calls::create, routes::calls::list, routes::calls::get, routes::calls::update,
+        routes::calls::open, routes::calls::close,
+        routes::allocation_requests::create, routes::allocation_requests::list,
+        routes::allocation_requests::get, routes::allocation_requests::withdraw,
+        routes::allocation_requests::approve, routes::allocation_requests::reject,
+        routes::grants::create, routes::grants::get, routes::grants::list_project,
+        routes::quotas::get_org, routes::quotas::put_org,
+        routes::quotas::get_project, routes::quotas::put_project,
     ),
     tags(
         (name = "organizations", description = "Consortium members and allocators"),
@@ -45,6 +53,8 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         (name = "members", description = "Roles of users in organisations and projects"),
         (name = "tokens", description = "API tokens for partners and automation"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "allocation", description = "Calls, allocation requests and grants of GPU-hours"),
+        (name = "quotas", description = "Caps on what organisations and projects hold at once"),
     )
 )]
 pub struct ApiDoc;
@@ -112,6 +122,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(tokens::list_project)
     .service(tokens::revoke_project)
     .service(audit::list)
+    .service(calls::create)
+    .service(calls::list)
+    .service(calls::get)
+    .service(calls::update)
+    .service(calls::open)
+    .service(calls::close)
+    .service(allocation_requests::create)
+    .service(allocation_requests::list)
+    .service(allocation_requests::get)
+    .service(allocation_requests::withdraw)
+    .service(allocation_requests::approve)
+    .service(allocation_requests::reject)
+    .service(grants::create)
+    .service(grants::get)
+    .service(grants::list_project)
+    .service(quotas::get_org)
+    .service(quotas::put_org)
+    .service(quotas::get_project)
+    .service(quotas::put_project)
     .service(SwaggerUi::new("/v1/docs/{_:.*}").url("/v1/openapi.json", ApiDoc::openapi()));
 }
 

@@ -1,12 +1,16 @@
 //! Handlers of `/v1`, one module per resource. Each parses input into domain commands,
 //! calls one `services` function and maps the result to wire types; nothing else.
 
+pub mod allocation_requests;
 pub mod audit;
+pub mod calls;
+pub mod grants;
 pub mod health;
 pub mod me;
 pub mod members;
 pub mod organizations;
 pub mod projects;
+pub mod quotas;
 pub mod tokens;
 
 use aion_services::pagination::PageRequest;

@@ -1,8 +1,12 @@
 //! Wire types of the Aion `/v1` API (and, later, of the agent protocol): serde and
 //! OpenAPI schemas only, shared by the server, the agent and the CLI.
 
+pub mod allocation;
 pub mod problem;
+pub mod quotas;
 pub mod tenancy;
 
+pub use allocation::*;
 pub use problem::Problem;
+pub use quotas::*;
 pub use tenancy::*;
