@@ -4,10 +4,12 @@
 
 mod helpers;
 
+mod allocation;
 mod audit;
 mod basics;
 mod idempotency;
 mod isolation;
 mod members_tokens;
 mod oidc;
+mod quotas;
 mod tenancy;
