@@ -7,6 +7,7 @@ use crate::audit::{self, Record};
 use crate::authz::Caller;
 use crate::budget::{GpuHours, SliceSeconds};
 use crate::call_input::{CallPatch, NewCall};
+use crate::clock::next_version;
 use crate::entities::{allocation_requests as requests, calls};
 use crate::error::{Error, Result};
 use crate::idempotency::{self, IdempotencyKey};
@@ -15,7 +16,7 @@ use crate::organizations::load_visible as load_org;
 use crate::pagination::{Page, PageRequest};
 use crate::values::{OrganizationKind, stored_gpu_model};
 use aion_mig::GpuModel;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -70,15 +71,6 @@ impl Call {
     /// What is left of the pool.
     pub fn remaining(&self) -> SliceSeconds {
         self.pool.saturating_sub(self.granted)
-    }
-}
-
-/// A version strictly after `prev`, even within one clock tick.
-pub(crate) fn next_version(now: DateTime<Utc>, prev: DateTime<Utc>) -> DateTime<Utc> {
-    if now > prev {
-        now
-    } else {
-        prev + Duration::microseconds(1)
     }
 }
 

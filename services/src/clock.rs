@@ -37,3 +37,13 @@ impl Clock {
         }
     }
 }
+
+/// A version timestamp strictly after `prev`, even within one clock tick, so an
+/// `updated_at` used as an `ETag` never repeats.
+pub fn next_version(now: DateTime<Utc>, prev: DateTime<Utc>) -> DateTime<Utc> {
+    if now > prev {
+        now
+    } else {
+        prev + chrono::Duration::microseconds(1)
+    }
+}

@@ -250,12 +250,7 @@ pub async fn update(
     if let Some(country) = &patch.country {
         model.country = Set(country.as_str().to_owned());
     }
-    // Never the same version twice, even within one clock tick.
-    let updated_at = if now > current.updated_at {
-        now
-    } else {
-        current.updated_at + chrono::Duration::microseconds(1)
-    };
+    let updated_at = crate::clock::next_version(now, current.updated_at);
     model.updated_at = Set(updated_at);
     let res = orgs::Entity::update_many()
         .set(model)

@@ -246,11 +246,7 @@ pub async fn update(
     if let Some(d) = &patch.description {
         model.description = Set(d.clone());
     }
-    let updated_at = if now > current.updated_at {
-        now
-    } else {
-        current.updated_at + chrono::Duration::microseconds(1)
-    };
+    let updated_at = crate::clock::next_version(now, current.updated_at);
     model.updated_at = Set(updated_at);
     let res = projects::Entity::update_many()
         .set(model)

@@ -4,7 +4,7 @@
 use crate::Services;
 use crate::audit::{self, Record};
 use crate::authz::Caller;
-use crate::calls::next_version;
+use crate::clock::next_version;
 use crate::entities::quotas;
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId, QuotaId};
