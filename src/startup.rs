@@ -72,6 +72,7 @@ impl Application {
             db: conn,
             clock,
             oidc: Arc::new(oidc),
+            events: Arc::default(),
         };
         let admin_token_path = config.data_dir.join("admin-token");
         let bootstrap_token = bootstrap::admin_token_if_empty(&services).await?;
@@ -121,6 +122,7 @@ pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
         db: conn,
         clock,
         oidc: Arc::new(oidc),
+        events: Arc::default(),
     })
 }
 

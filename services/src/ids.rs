@@ -58,4 +58,14 @@ typed_id!(
     GrantId,
     /// Identifies a quota row.
     QuotaId,
+    /// Identifies a lease.
+    LeaseId,
+    /// Identifies a node.
+    NodeId,
+    /// Identifies a GPU of a node.
+    GpuId,
+    /// Identifies a join token.
+    JoinTokenId,
+    /// Identifies a lease placement (one MIG instance).
+    PlacementId,
 );

@@ -13,10 +13,12 @@ pub mod db;
 pub mod decisions;
 pub mod entities;
 pub mod error;
+pub mod events;
 pub mod grants;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod lease_state;
 pub mod members;
 pub mod oidc;
 pub mod organizations;
@@ -44,6 +46,8 @@ pub struct Services {
     pub clock: clock::Clock,
     /// Validates OIDC access tokens.
     pub oidc: Arc<oidc::OidcVerifier>,
+    /// Change notices that wake long-polls and the scheduler.
+    pub events: Arc<events::Events>,
 }
 
 impl Services {
