@@ -18,6 +18,7 @@ pub mod grants;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod lease_lifecycle;
 pub mod lease_state;
 pub mod members;
 pub mod oidc;

@@ -1,0 +1,137 @@
+//! Lease transitions shared by the lease API, the scheduler and the agent API. Each runs
+//! inside the caller's transaction, checks the state machine, stamps the time, frees what
+//! an ended lease held, audits, and leaves waking waiters to the caller (after commit).
+
+use crate::audit::{self, Record};
+use crate::authz::Caller;
+use crate::entities::{gpu_slot_claims, leases, nodes};
+use crate::error::{Error, Result};
+use crate::ids::{LeaseId, OrganizationId, ProjectId};
+use crate::lease_state::LeaseState;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde_json::json;
+
+/// Moves `lease` to `to`, refusing transitions the state machine forbids or a concurrent
+/// change (the row is updated only if it is still in the state read).
+pub async fn transition(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    lease: &leases::Model,
+    to: LeaseState,
+    reason: Option<String>,
+) -> Result<()> {
+    let from = LeaseState::parse("state", &lease.state).map_err(|_| {
+        Error::Internal(format!(
+            "lease {} has unknown state {}",
+            lease.id, lease.state
+        ))
+    })?;
+    if !from.can_become(to) {
+        return Err(Error::Conflict(format!(
+            "a {} lease cannot become {}",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    let mut update = leases::ActiveModel {
+        state: Set(to.as_str().to_owned()),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    if reason.is_some() {
+        update.state_reason = Set(reason.clone());
+    }
+    match to {
+        LeaseState::Scheduled => update.scheduled_at = Set(Some(now)),
+        LeaseState::Active => {
+            update.active_at = Set(Some(now));
+            update.ends_at = Set(Some(now + Duration::seconds(lease.duration_s)));
+        }
+        LeaseState::Releasing => update.releasing_at = Set(Some(now)),
+        _ => {}
+    }
+    if !to.is_live() {
+        update.ended_at = Set(Some(now));
+        update.held_slice_seconds = Set(0);
+        update.charged_slice_seconds = Set(charge(lease, now));
+    }
+    let res = leases::Entity::update_many()
+        .set(update)
+        .filter(leases::Column::Id.eq(lease.id))
+        .filter(leases::Column::State.eq(lease.state.clone()))
+        .exec(txn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(Error::Conflict("the lease changed meanwhile; retry".into()));
+    }
+    if !to.is_live() {
+        free_slots(txn, lease.id).await?;
+    }
+    audit::append(
+        txn,
+        now,
+        caller,
+        Record {
+            action: "lease.transition",
+            target_kind: "lease",
+            target_id: lease.id.to_string(),
+            organization_id: Some(OrganizationId(lease.organization_id)),
+            project_id: Some(ProjectId(lease.project_id)),
+            details: json!({"from": from.as_str(), "to": to.as_str(), "reason": reason}),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Budget used by a lease ending at `now`: the seconds it was active (capped at its
+/// duration) × its compute slices. A lease never active used nothing.
+pub fn charge(lease: &leases::Model, now: DateTime<Utc>) -> i64 {
+    let Some(active_at) = lease.active_at else {
+        return 0;
+    };
+    let end = lease.ends_at.map_or(now, |e| Ord::min(e, now));
+    let seconds = (end - active_at).num_seconds().clamp(0, lease.duration_s);
+    seconds.saturating_mul(lease.compute_slices)
+}
+
+/// Deletes the lease's GPU slot claims, so the scheduler may place others there.
+pub async fn free_slots(txn: &impl ConnectionTrait, lease: uuid::Uuid) -> Result<()> {
+    gpu_slot_claims::Entity::delete_many()
+        .filter(gpu_slot_claims::Column::LeaseId.eq(lease))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Bumps the desired-state revision of these nodes (their agents long-poll it).
+pub async fn bump_nodes(
+    txn: &impl ConnectionTrait,
+    node_ids: &[uuid::Uuid],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if node_ids.is_empty() {
+        return Ok(());
+    }
+    nodes::Entity::update_many()
+        .col_expr(
+            nodes::Column::DesiredRevision,
+            Expr::col(nodes::Column::DesiredRevision).add(1),
+        )
+        .col_expr(nodes::Column::UpdatedAt, Expr::value(now))
+        .filter(nodes::Column::Id.is_in(node_ids.iter().copied()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Loads a lease row by id, without access checks (internal callers only).
+pub async fn load(db: &impl ConnectionTrait, id: LeaseId) -> Result<leases::Model> {
+    leases::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("lease"))
+}
