@@ -57,6 +57,12 @@ pub struct Config {
     pub oidc_issuers: Vec<TrustedIssuer>,
     /// Tolerated clock skew when checking `exp`/`nbf`, in seconds.
     pub oidc_leeway_s: u32,
+    /// Most pending leases the scheduler places per batch.
+    pub scheduler_batch_size: u64,
+    /// Scheduler tick when nothing wakes it, in milliseconds.
+    pub scheduler_tick_ms: u64,
+    /// Seconds a lease may stay pending before it fails.
+    pub pending_timeout_s: u64,
 }
 
 impl Default for Config {
@@ -70,11 +76,23 @@ impl Default for Config {
             log_format: LogFormat::Text,
             oidc_issuers: Vec::new(),
             oidc_leeway_s: 30,
+            scheduler_batch_size: 256,
+            scheduler_tick_ms: 500,
+            pending_timeout_s: 900,
         }
     }
 }
 
 impl Config {
+    /// The scheduler's settings.
+    pub fn scheduler(&self) -> aion_services::scheduler::SchedulerConfig {
+        aion_services::scheduler::SchedulerConfig {
+            batch_size: self.scheduler_batch_size,
+            tick: std::time::Duration::from_millis(self.scheduler_tick_ms),
+            pending_timeout: std::time::Duration::from_secs(self.pending_timeout_s),
+        }
+    }
+
     /// The database URL to use: the configured one, or SQLite in the data folder.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -123,6 +141,18 @@ pub struct ConfigArgs {
     #[arg(long, env = "AION_OIDC_LEEWAY_S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oidc_leeway_s: Option<u32>,
+    /// Most pending leases placed per scheduler batch [default: 256].
+    #[arg(long, env = "AION_SCHEDULER_BATCH_SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler_batch_size: Option<u64>,
+    /// Scheduler tick when nothing wakes it, milliseconds [default: 500].
+    #[arg(long, env = "AION_SCHEDULER_TICK_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler_tick_ms: Option<u64>,
+    /// Seconds a lease may stay pending before it fails [default: 900].
+    #[arg(long, env = "AION_PENDING_TIMEOUT_S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_timeout_s: Option<u64>,
 }
 
 fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {
@@ -171,6 +201,10 @@ impl ConfigArgs {
             config.db_max_connections > 0,
             "db_max_connections must be at least 1"
         );
+        anyhow::ensure!(
+            config.scheduler_batch_size > 0 && config.scheduler_tick_ms > 0,
+            "scheduler_batch_size and scheduler_tick_ms must be at least 1"
+        );
         Ok(config)
     }
 }
@@ -197,6 +231,22 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.db_max_connections, 8);
         assert_eq!(config.oidc_leeway_s, 30);
+    }
+
+    #[test]
+    fn scheduler_options_have_defaults_and_can_be_set() {
+        let f = file("scheduler_tick_ms = 100\n");
+        let config = ConfigArgs {
+            config: Some(f.path().into()),
+            pending_timeout_s: Some(60),
+            ..Default::default()
+        }
+        .load()
+        .unwrap();
+        let s = config.scheduler();
+        assert_eq!(s.batch_size, 256);
+        assert_eq!(s.tick.as_millis(), 100);
+        assert_eq!(s.pending_timeout.as_secs(), 60);
     }
 
     #[test]

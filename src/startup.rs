@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use aion_api::AppState;
 use aion_services::clock::Clock;
 use aion_services::oidc::OidcVerifier;
+use aion_services::scheduler::{self, SchedulerConfig};
 use aion_services::{Services, bootstrap, db, seed};
 use anyhow::Context;
 use std::net::TcpListener;
@@ -35,6 +36,7 @@ pub struct Application {
     pub admin_token_path: PathBuf,
     /// Organisations seeded (dev mode, first start).
     pub seeded: Vec<String>,
+    scheduler: SchedulerConfig,
 }
 
 impl Application {
@@ -94,6 +96,7 @@ impl Application {
             bootstrap_token,
             admin_token_path,
             seeded,
+            scheduler: config.scheduler(),
         })
     }
 
@@ -102,9 +105,17 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process is stopped (SIGINT/SIGTERM shut down gracefully).
+    /// Serves until the process is stopped (SIGINT/SIGTERM shut down gracefully), with
+    /// the scheduler running beside the server (it leads or waits to lead).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let scheduler = tokio::spawn(scheduler::run(self.services, self.scheduler, stopped));
+        let result = self.server.await;
+        let _ = stop.send(true);
+        if let Err(e) = scheduler.await {
+            tracing::error!(error = %e, "the scheduler task failed");
+        }
+        result
     }
 }
 

@@ -27,6 +27,7 @@ pub mod pagination;
 pub mod projects;
 pub mod quota_settings;
 pub mod quotas;
+pub mod scheduler;
 pub mod scope;
 pub mod seed;
 pub mod tokens;

@@ -1,0 +1,164 @@
+//! Writing one batch's decisions in the caller's transaction: preemptions first (they
+//! free slot claims), then placements with their slot claims, state transitions, new
+//! waiting reasons, failures, and the desired-state revision of every touched node.
+
+use super::ends::nodes_of;
+use super::restore::{FleetView, GpuRef};
+use crate::authz::Caller;
+use crate::entities::{gpu_slot_claims, lease_placements, leases};
+use crate::error::{Error, Result};
+use crate::ids::PlacementId;
+use crate::lease_lifecycle;
+use crate::lease_state::LeaseState;
+use aion_mig::{InstancePlacement, Placement};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// Rows per multi-row insert, well under both engines' bind-parameter limits.
+const CHUNK: usize = 500;
+/// Longest `state_reason` the column holds.
+const REASON_MAX: usize = 500;
+
+/// A lease placed by the engine, with its instances on database GPUs.
+pub(super) struct Placed {
+    pub lease: leases::Model,
+    pub at: Vec<(GpuRef, Placement)>,
+}
+
+impl Placed {
+    pub fn new(view: &FleetView, lease: &leases::Model, at: Vec<InstancePlacement>) -> Self {
+        let at = at
+            .into_iter()
+            .filter_map(|i| {
+                view.gpus
+                    .get(&(i.node, i.gpu))
+                    .map(|g| (g.clone(), i.placement))
+            })
+            .collect();
+        Self {
+            lease: lease.clone(),
+            at,
+        }
+    }
+}
+
+/// Everything one batch decided.
+#[derive(Default)]
+pub(super) struct Plan {
+    pub placed: Vec<Placed>,
+    /// (victim, the guaranteed lease it makes room for).
+    pub preempt: Vec<(Uuid, Uuid)>,
+    /// Pending leases whose waiting reason changed.
+    pub reasons: Vec<(Uuid, String)>,
+    pub fail: Vec<(leases::Model, String)>,
+    /// Leases left pending.
+    pub pending: usize,
+    /// The engine may disagree with the database after this batch: rebuild it.
+    pub rebuild: bool,
+}
+
+/// Writes `plan` in `txn` (the caller commits).
+pub(super) async fn write(
+    txn: &impl ConnectionTrait,
+    plan: &Plan,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let caller = Caller::system("scheduler");
+    let victims: Vec<Uuid> = plan.preempt.iter().map(|(v, _)| *v).collect();
+    let mut touched: BTreeSet<Uuid> = nodes_of(txn, &victims).await?.into_iter().collect();
+    preempt(txn, &caller, plan, now).await?;
+    let (rows, claims) = placement_rows(plan, now)?;
+    for chunk in rows.chunks(CHUNK) {
+        lease_placements::Entity::insert_many(chunk.to_vec())
+            .exec(txn)
+            .await?;
+    }
+    for chunk in claims.chunks(CHUNK) {
+        gpu_slot_claims::Entity::insert_many(chunk.to_vec())
+            .exec(txn)
+            .await
+            .map_err(|e| Error::Conflict(format!("a GPU memory slot is already claimed: {e}")))?;
+    }
+    for p in &plan.placed {
+        lease_lifecycle::transition(txn, now, &caller, &p.lease, LeaseState::Scheduled, None)
+            .await?;
+        touched.extend(p.at.iter().map(|(g, _)| g.node));
+    }
+    for (lease, reason) in &plan.reasons {
+        leases::Entity::update_many()
+            .col_expr(leases::Column::StateReason, clip(reason).into())
+            .filter(leases::Column::Id.eq(*lease))
+            .filter(leases::Column::State.eq(LeaseState::Pending.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    for (lease, reason) in &plan.fail {
+        let reason = Some(clip(reason));
+        lease_lifecycle::transition(txn, now, &caller, lease, LeaseState::Failed, reason).await?;
+    }
+    let touched: Vec<Uuid> = touched.into_iter().collect();
+    lease_lifecycle::bump_nodes(txn, &touched, now).await
+}
+
+async fn preempt(
+    txn: &impl ConnectionTrait,
+    caller: &Caller,
+    plan: &Plan,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for (victim, for_lease) in &plan.preempt {
+        let lease = leases::Entity::find_by_id(*victim)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(Error::NotFound("lease"))?;
+        let reason = Some(format!("preempted for lease {for_lease}"));
+        lease_lifecycle::transition(txn, now, caller, &lease, LeaseState::Preempted, reason)
+            .await?;
+    }
+    Ok(())
+}
+
+type Rows = (
+    Vec<lease_placements::ActiveModel>,
+    Vec<gpu_slot_claims::ActiveModel>,
+);
+
+/// Placement rows and one slot claim per memory slice each instance covers.
+fn placement_rows(plan: &Plan, now: DateTime<Utc>) -> Result<Rows> {
+    let (mut rows, mut claims) = (Vec::new(), Vec::new());
+    for p in &plan.placed {
+        for (gpu, at) in &p.at {
+            let geometry = gpu
+                .model
+                .profile(at.profile)
+                .map_err(|e| Error::Internal(format!("placement of an unknown profile: {e}")))?
+                .geometry();
+            rows.push(lease_placements::ActiveModel {
+                id: Set(PlacementId::new().0),
+                lease_id: Set(p.lease.id),
+                node_id: Set(gpu.node),
+                gpu_id: Set(gpu.gpu),
+                gpu_uuid: Set(gpu.uuid.clone()),
+                profile_id: Set(i32::from(at.profile.get())),
+                start: Set(i32::from(at.start)),
+                mig_device_uuid: Set(None),
+                created_at: Set(now),
+            });
+            for slot in at.start..at.start + geometry.memory_slices {
+                claims.push(gpu_slot_claims::ActiveModel {
+                    gpu_id: Set(gpu.gpu),
+                    slot: Set(i32::from(slot)),
+                    lease_id: Set(p.lease.id),
+                });
+            }
+        }
+    }
+    Ok((rows, claims))
+}
+
+fn clip(reason: &str) -> String {
+    reason.chars().take(REASON_MAX).collect()
+}

@@ -1,0 +1,222 @@
+//! The scheduler: places pending leases on the GPUs of registered nodes.
+//!
+//! One leader among the replicas ([`leader`]) keeps the fleet in memory as an
+//! [`aion_mig::Engine`] restored from the database ([`restore`]). Each tick it ends the
+//! leases whose time is up ([`ends`]), then takes up to `batch_size` pending leases in
+//! creation order, places them (preempting preemptible leases for guaranteed ones when
+//! that is the only way) and commits the whole batch in one transaction ([`batch`]). The
+//! database stays the truth: on any failure the engine is rebuilt from it, and the
+//! `gpu_slot_claims` primary key refuses a double booking even if the engine were wrong.
+
+mod batch;
+mod commit;
+mod ends;
+pub mod leader;
+mod restore;
+
+pub use leader::Leadership;
+pub use restore::PLACEABLE_LABEL;
+
+use crate::Services;
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use restore::{Fingerprint, FleetView};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often a follower tries to become the leader.
+const FOLLOWER_RETRY: Duration = Duration::from_secs(3);
+/// How often the fleet is rebuilt from the database even when nothing seems to change.
+const RESYNC: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Settings of the scheduler.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Most pending leases taken per batch.
+    pub batch_size: u64,
+    /// Time between ticks when nothing wakes the scheduler.
+    pub tick: Duration,
+    /// How long a lease may stay pending before it fails.
+    pub pending_timeout: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            tick: Duration::from_millis(500),
+            pending_timeout: Duration::from_secs(900),
+        }
+    }
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Pending leases examined.
+    pub examined: usize,
+    /// Leases placed (now `scheduled`).
+    pub placed: usize,
+    /// Leases left pending.
+    pub pending: usize,
+    /// Leases preempted for guaranteed ones.
+    pub preempted: usize,
+    /// Pending leases failed after the timeout (or with a request that can never fit).
+    pub failed: usize,
+    /// Active leases expired at their end.
+    pub expired: usize,
+}
+
+/// The leader's memory between ticks: the fleet view (rebuilt when stale) and settings.
+pub struct SchedulerState {
+    config: SchedulerConfig,
+    view: Option<FleetView>,
+    /// Placed leases in the database that the engine cannot hold (e.g. on a GPU since
+    /// removed); counted so that they do not look like a change every tick.
+    unaccounted: usize,
+    /// Id after which the next batch starts (set after a full batch).
+    cursor: Option<uuid::Uuid>,
+}
+
+impl SchedulerState {
+    /// A state with no fleet yet; the first tick restores it from the database.
+    pub fn new(config: SchedulerConfig) -> Self {
+        Self {
+            config,
+            view: None,
+            unaccounted: 0,
+            cursor: None,
+        }
+    }
+
+    /// Forgets the fleet so the next tick rebuilds it from the database.
+    pub fn invalidate(&mut self) {
+        self.view = None;
+    }
+
+    /// Rebuilds the view when missing, when the node table changed, or periodically;
+    /// then releases in the engine the leases that ended elsewhere.
+    async fn refresh(&mut self, svc: &Services, now: DateTime<Utc>) -> Result<()> {
+        let stale = match &self.view {
+            None => true,
+            Some(v) => {
+                now - v.built_at >= RESYNC || Fingerprint::read(&svc.db).await? != v.fingerprint
+            }
+        };
+        if stale {
+            let view = FleetView::load(&svc.db, now).await?;
+            tracing::debug!(
+                leases = view.placed_count(),
+                gpus = view.gpus.len(),
+                "fleet restored"
+            );
+            self.unaccounted = 0;
+            self.view = Some(view);
+        }
+        let Some(view) = self.view.as_mut() else {
+            return Ok(());
+        };
+        let in_db = usize::try_from(restore::placed_lease_count(&svc.db).await?).unwrap_or(0);
+        if in_db != view.placed_count() + self.unaccounted {
+            let live: std::collections::HashSet<uuid::Uuid> = restore::placed_lease_ids(&svc.db)
+                .await?
+                .into_iter()
+                .collect();
+            let gone: Vec<uuid::Uuid> = view
+                .keys
+                .keys()
+                .filter(|l| !live.contains(l))
+                .copied()
+                .collect();
+            for lease in &gone {
+                view.forget(*lease);
+            }
+            self.unaccounted = live.len().saturating_sub(view.placed_count());
+            tracing::debug!(released = gone.len(), "leases ended elsewhere released");
+        }
+        Ok(())
+    }
+}
+
+/// One tick: refresh the fleet, end leases whose time is up, place a batch of pending
+/// leases. On an error the fleet is rebuilt from the database on the next tick.
+pub async fn run_once(
+    svc: &Services,
+    state: &mut SchedulerState,
+    now: DateTime<Utc>,
+) -> Result<BatchReport> {
+    let result = tick(svc, state, now).await;
+    if result.is_err() {
+        state.invalidate();
+    }
+    result
+}
+
+async fn tick(
+    svc: &Services,
+    state: &mut SchedulerState,
+    now: DateTime<Utc>,
+) -> Result<BatchReport> {
+    state.refresh(svc, now).await?;
+    let expired = ends::expire_active(svc, state, now).await?;
+    let mut report = batch::place_pending(svc, state, now).await?;
+    report.expired = expired;
+    Ok(report)
+}
+
+/// Runs the scheduler until `shutdown` turns true: competes for leadership, and while
+/// leading, ticks on every wake-up and at least every `config.tick`.
+pub async fn run(svc: Services, config: SchedulerConfig, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        match Leadership::try_acquire(&svc).await {
+            Ok(Some(lead)) => {
+                tracing::info!("scheduler: gained leadership");
+                lead_until_lost(&svc, &config, lead, &mut shutdown).await;
+                if *shutdown.borrow() {
+                    return;
+                }
+                tracing::warn!("scheduler: lost leadership");
+            }
+            Ok(None) => tracing::debug!("scheduler: another replica leads"),
+            Err(e) => tracing::warn!(error = %e, "scheduler: cannot try for leadership"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOWER_RETRY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn lead_until_lost(
+    svc: &Services,
+    config: &SchedulerConfig,
+    mut lead: Leadership,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let mut state = SchedulerState::new(config.clone());
+    loop {
+        if *shutdown.borrow() {
+            lead.resign().await;
+            return;
+        }
+        if !lead.is_held().await {
+            return;
+        }
+        let more = match run_once(svc, &mut state, svc.clock.now()).await {
+            // A full batch means more may be waiting: go on at once.
+            Ok(r) => r.examined as u64 >= config.batch_size && r.placed + r.failed > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler tick failed; rebuilding from the database");
+                false
+            }
+        };
+        if more {
+            continue;
+        }
+        tokio::select! {
+            _ = svc.events.scheduler_woken() => {}
+            _ = tokio::time::sleep(config.tick) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

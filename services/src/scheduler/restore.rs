@@ -1,0 +1,265 @@
+//! The scheduler's in-memory view of the fleet: an [`aion_mig::Engine`] restored from the
+//! database, and the maps between engine keys and database ids.
+//!
+//! Every database node becomes one or two engine nodes: its placeable GPUs (node `ready`,
+//! GPU `ok`) and the others. Both carry the node's site and labels plus the reserved label
+//! [`PLACEABLE_LABEL`] (`true`/`false`); every request asks for `true`. So cordoned,
+//! draining and unreachable nodes, and unhealthy GPUs, keep their live instances accounted
+//! (they can still be preempted and released) but receive no new placements.
+
+use crate::entities::{gpus, lease_placements, leases, nodes};
+use crate::error::{Error, Result};
+use crate::lease_state::LeaseState;
+use aion_mig::{
+    Engine, ExistingInstance, Fleet, GpuModel, InstancePlacement, LeaseKey, Node, NodeId,
+    Placement, Policy, ProfileId,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Reserved node label: whether new instances may go there.
+pub const PLACEABLE_LABEL: &str = "aion.placeable";
+
+/// The states of a lease that holds placements.
+pub(crate) const PLACED: [LeaseState; 3] = [
+    LeaseState::Scheduled,
+    LeaseState::Active,
+    LeaseState::Releasing,
+];
+
+pub(crate) fn placed_names() -> Vec<&'static str> {
+    PLACED.iter().map(|s| s.as_str()).collect()
+}
+
+/// A GPU as the database knows it.
+#[derive(Clone, Debug)]
+pub(crate) struct GpuRef {
+    pub node: Uuid,
+    pub gpu: Uuid,
+    pub uuid: String,
+    pub model: GpuModel,
+}
+
+/// A cheap summary of the node table: a change means the fleet must be rebuilt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    node_states: BTreeMap<String, i64>,
+    healthy_gpus: i64,
+    gpus: i64,
+}
+
+impl Fingerprint {
+    pub async fn read(db: &impl ConnectionTrait) -> Result<Self> {
+        let rows: Vec<(String, i64)> = nodes::Entity::find()
+            .select_only()
+            .column(nodes::Column::State)
+            .column_as(nodes::Column::Id.count(), "n")
+            .group_by(nodes::Column::State)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let gpus = count(gpus::Entity::find(), db).await?;
+        let healthy_gpus = count(
+            gpus::Entity::find().filter(gpus::Column::Health.eq("ok")),
+            db,
+        )
+        .await?;
+        Ok(Self {
+            node_states: rows.into_iter().collect(),
+            healthy_gpus,
+            gpus,
+        })
+    }
+}
+
+async fn count<E: EntityTrait>(select: sea_orm::Select<E>, db: &impl ConnectionTrait) -> Result<i64>
+where
+    E::Model: Send + Sync,
+{
+    Ok(i64::try_from(select.count(db).await?).unwrap_or(i64::MAX))
+}
+
+/// The engine and the id maps, built from one read of the database.
+pub(crate) struct FleetView {
+    pub engine: Engine,
+    /// Engine GPU `(node, index)` → database GPU.
+    pub gpus: HashMap<(NodeId, u8), GpuRef>,
+    /// Database lease id ↔ engine key.
+    pub keys: HashMap<Uuid, LeaseKey>,
+    pub leases: HashMap<LeaseKey, Uuid>,
+    next_key: u64,
+    pub fingerprint: Fingerprint,
+    pub built_at: DateTime<Utc>,
+}
+
+impl FleetView {
+    /// Reads nodes, GPUs and live placements and restores the engine from them.
+    pub async fn load(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Self> {
+        let fingerprint = Fingerprint::read(db).await?;
+        let node_rows = nodes::Entity::find()
+            .order_by_asc(nodes::Column::Id)
+            .all(db)
+            .await?;
+        let gpu_rows = gpus::Entity::find()
+            .order_by_asc(gpus::Column::NodeId)
+            .order_by_asc(gpus::Column::GpuIndex)
+            .all(db)
+            .await?;
+        let (fleet, gpus, at) = build_fleet(&node_rows, &gpu_rows);
+        let mut view = Self {
+            engine: Engine::new(&Fleet::new(), Policy::default()).map_err(internal)?,
+            gpus,
+            keys: HashMap::new(),
+            leases: HashMap::new(),
+            next_key: 1,
+            fingerprint,
+            built_at: now,
+        };
+        let mut instances = Vec::new();
+        for (lease, gpu, profile, start, preemptible) in live_placements(db).await? {
+            let Some(&(node, index)) = at.get(&gpu) else {
+                tracing::warn!(%lease, %gpu, "a live placement is on a GPU no longer registered");
+                continue;
+            };
+            let placement = Placement {
+                profile: ProfileId::new(u8::try_from(profile).unwrap_or(u8::MAX)),
+                start: u8::try_from(start).unwrap_or(u8::MAX),
+            };
+            instances.push(ExistingInstance {
+                lease: view.key_for(lease),
+                at: InstancePlacement {
+                    node,
+                    gpu: index,
+                    placement,
+                },
+                preemptible,
+            });
+        }
+        view.engine = Engine::restore(&fleet, &instances, Policy::default()).map_err(internal)?;
+        Ok(view)
+    }
+
+    /// The engine key of a lease, allocating one on first use.
+    pub fn key_for(&mut self, lease: Uuid) -> LeaseKey {
+        if let Some(&key) = self.keys.get(&lease) {
+            return key;
+        }
+        let key = LeaseKey(self.next_key);
+        self.next_key += 1;
+        self.keys.insert(lease, key);
+        self.leases.insert(key, lease);
+        key
+    }
+
+    /// Releases a lease in the engine and forgets its key (no-op if unknown).
+    pub fn forget(&mut self, lease: Uuid) {
+        if let Some(key) = self.keys.remove(&lease) {
+            self.leases.remove(&key);
+            let _ = self.engine.release(key);
+        }
+    }
+
+    /// Number of leases holding instances in the engine.
+    pub fn placed_count(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+fn internal(e: aion_mig::MigError) -> Error {
+    Error::Internal(format!("restoring the placement engine: {e}"))
+}
+
+type GpuMap = HashMap<(NodeId, u8), GpuRef>;
+type GpuAt = HashMap<Uuid, (NodeId, u8)>;
+
+/// Splits each database node into engine nodes by (GPU model, placeable).
+fn build_fleet(node_rows: &[nodes::Model], gpu_rows: &[gpus::Model]) -> (Fleet, GpuMap, GpuAt) {
+    let mut by_node: HashMap<Uuid, Vec<&gpus::Model>> = HashMap::new();
+    for g in gpu_rows {
+        by_node.entry(g.node_id).or_default().push(g);
+    }
+    let (mut fleet, mut map, mut at) = (Fleet::new(), HashMap::new(), HashMap::new());
+    for n in node_rows {
+        let labels: BTreeMap<String, String> = serde_json::from_str(&n.labels).unwrap_or_default();
+        let mut parts: BTreeMap<(GpuModel, bool), Vec<&gpus::Model>> = BTreeMap::new();
+        for g in by_node.get(&n.id).into_iter().flatten() {
+            let Ok(model) = GpuModel::from_str(&g.model) else {
+                tracing::warn!(gpu = %g.uuid, model = %g.model, "GPU of unknown model left out");
+                continue;
+            };
+            let placeable = n.state == "ready" && g.health == "ok";
+            parts.entry((model, placeable)).or_default().push(g);
+        }
+        for ((model, placeable), list) in parts {
+            let id = NodeId(fleet.nodes.len() as u64);
+            let mut node = Node::new(id, &n.site, model, list.len());
+            node.labels = labels.clone();
+            node.labels
+                .insert(PLACEABLE_LABEL.into(), placeable.to_string());
+            for (i, g) in list.into_iter().enumerate() {
+                let index = u8::try_from(i).unwrap_or(u8::MAX);
+                at.insert(g.id, (id, index));
+                map.insert(
+                    (id, index),
+                    GpuRef {
+                        node: n.id,
+                        gpu: g.id,
+                        uuid: g.uuid.clone(),
+                        model,
+                    },
+                );
+            }
+            fleet.push(node);
+        }
+    }
+    (fleet, map, at)
+}
+
+/// (lease, GPU, profile id, start, preemptible) of every placement of a placed lease.
+async fn live_placements(db: &impl ConnectionTrait) -> Result<Vec<(Uuid, Uuid, i32, i32, bool)>> {
+    Ok(lease_placements::Entity::find()
+        .select_only()
+        .column(lease_placements::Column::LeaseId)
+        .column(lease_placements::Column::GpuId)
+        .column(lease_placements::Column::ProfileId)
+        .column(lease_placements::Column::Start)
+        .column(leases::Column::Preemptible)
+        .join(JoinType::InnerJoin, placement_lease())
+        .filter(leases::Column::State.is_in(placed_names()))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+fn placement_lease() -> sea_orm::RelationDef {
+    lease_placements::Entity::belongs_to(leases::Entity)
+        .from(lease_placements::Column::LeaseId)
+        .to(leases::Column::Id)
+        .into()
+}
+
+/// Ids of the leases that hold placements in the database.
+pub(crate) async fn placed_lease_ids(db: &impl ConnectionTrait) -> Result<Vec<Uuid>> {
+    Ok(leases::Entity::find()
+        .select_only()
+        .column(leases::Column::Id)
+        .filter(leases::Column::State.is_in(placed_names()))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// How many leases hold placements in the database.
+pub(crate) async fn placed_lease_count(db: &impl ConnectionTrait) -> Result<i64> {
+    count(
+        leases::Entity::find().filter(leases::Column::State.is_in(placed_names())),
+        db,
+    )
+    .await
+}
