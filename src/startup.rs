@@ -109,6 +109,10 @@ impl Application {
     /// the scheduler running beside the server (it leads or waits to lead).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(aion_services::notify_bridge::run(
+            self.services.clone(),
+            stopped.clone(),
+        ));
         let scheduler = tokio::spawn(scheduler::run(self.services, self.scheduler, stopped));
         let result = self.server.await;
         let _ = stop.send(true);

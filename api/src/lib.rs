@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod error;
 pub mod extract;
+pub mod node_auth;
 pub mod routes;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -46,6 +47,9 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::grants::create, routes::grants::get, routes::grants::list_project,
         routes::quotas::get_org, routes::quotas::put_org,
         routes::quotas::get_project, routes::quotas::put_project,
+        routes::nodes::create_join_token, routes::nodes::list_join_tokens, routes::nodes::revoke_join_token,
+        routes::nodes::list, routes::nodes::get, routes::nodes::cordon, routes::nodes::uncordon, routes::nodes::drain,
+        routes::agent::register, routes::agent::renew, routes::agent::desired_state, routes::agent::status,
     ),
     tags(
         (name = "organizations", description = "Consortium members and allocators"),
@@ -55,6 +59,8 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         (name = "audit", description = "The hash-chained audit log"),
         (name = "allocation", description = "Calls, allocation requests and grants of GPU-hours"),
         (name = "quotas", description = "Caps on what organisations and projects hold at once"),
+        (name = "nodes", description = "The node registry: join tokens, nodes, cordon and drain"),
+        (name = "agent", description = "The node agent protocol (node credentials only)"),
     )
 )]
 pub struct ApiDoc;
@@ -141,6 +147,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(quotas::put_org)
     .service(quotas::get_project)
     .service(quotas::put_project)
+    .service(nodes::create_join_token)
+    .service(nodes::list_join_tokens)
+    .service(nodes::revoke_join_token)
+    .service(nodes::list)
+    .service(nodes::get)
+    .service(nodes::cordon)
+    .service(nodes::uncordon)
+    .service(nodes::drain)
+    .service(agent::register)
+    .service(agent::renew)
+    .service(agent::desired_state)
+    .service(agent::status)
     .service(SwaggerUi::new("/v1/docs/{_:.*}").url("/v1/openapi.json", ApiDoc::openapi()));
 }
 

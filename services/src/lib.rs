@@ -1,6 +1,9 @@
 //! The domain of Aion: tenancy, identity, authorisation, API tokens, idempotency, the
 //! audit log, and allocation (calls, requests, grants, quotas). HTTP never reaches this crate; SQL never leaves it.
 
+pub mod agent;
+pub mod agent_input;
+pub mod agent_sync;
 pub mod allocation_requests;
 pub mod audit;
 pub mod authz;
@@ -18,9 +21,12 @@ pub mod grants;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod join_tokens;
 pub mod lease_lifecycle;
 pub mod lease_state;
 pub mod members;
+pub mod nodes;
+pub mod notify_bridge;
 pub mod oidc;
 pub mod organizations;
 pub mod pagination;

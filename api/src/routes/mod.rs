@@ -1,6 +1,7 @@
 //! Handlers of `/v1`, one module per resource. Each parses input into domain commands,
 //! calls one `services` function and maps the result to wire types; nothing else.
 
+pub mod agent;
 pub mod allocation_requests;
 pub mod audit;
 pub mod calls;
@@ -8,6 +9,7 @@ pub mod grants;
 pub mod health;
 pub mod me;
 pub mod members;
+pub mod nodes;
 pub mod organizations;
 pub mod projects;
 pub mod quotas;

@@ -1,11 +1,13 @@
 //! Wire types of the Aion `/v1` API (and, later, of the agent protocol): serde and
 //! OpenAPI schemas only, shared by the server, the agent and the CLI.
 
+pub mod agent;
 pub mod allocation;
 pub mod problem;
 pub mod quotas;
 pub mod tenancy;
 
+pub use agent::*;
 pub use allocation::*;
 pub use problem::Problem;
 pub use quotas::*;
