@@ -11,7 +11,9 @@ use crate::quotas::{self, QuotaLimits};
 use aion_mig::GpuModel;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 /// What a new lease asks for, as admission sees it.
 pub struct Ask<'a> {
@@ -48,7 +50,24 @@ fn live() -> Vec<&'static str> {
     LeaseState::live_names()
 }
 
-/// Checks the project's and organisation's caps against their live leases plus `ask`.
+/// `SUM(expr)` over live leases matching `scope`, as an i64 on both engines.
+async fn live_sum(txn: &impl ConnectionTrait, scope: Condition, expr: &str) -> Result<i64> {
+    let sum: Option<i64> = leases::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::cust(format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")),
+            "total",
+        )
+        .filter(scope)
+        .filter(leases::Column::State.is_in(live()))
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(sum.unwrap_or(0))
+}
+
+/// Checks the project's and organisation's caps against their live leases plus `ask`,
+/// with aggregate queries (admission cost does not grow with the number of leases read).
 pub async fn check_quota(
     txn: &impl ConnectionTrait,
     org: OrganizationId,
@@ -56,26 +75,23 @@ pub async fn check_quota(
     ask: &Ask<'_>,
 ) -> Result<()> {
     let caps = quotas::effective(txn, project).await?;
-    let org_live = leases::Entity::find()
-        .filter(leases::Column::OrganizationId.eq(org.0))
-        .filter(leases::Column::State.is_in(live()))
-        .all(txn)
-        .await?;
-    let project_live: Vec<_> = org_live
-        .iter()
-        .filter(|l| l.project_id == project.0)
-        .cloned()
-        .collect();
-    within(&caps.project, &project_live, ask, "project")?;
-    within(&caps.organization, &org_live, ask, "organisation")
+    let project_scope = Condition::all().add(leases::Column::ProjectId.eq(project.0));
+    let org_scope = Condition::all().add(leases::Column::OrganizationId.eq(org.0));
+    within(txn, &caps.project, project_scope, ask, "project").await?;
+    within(txn, &caps.organization, org_scope, ask, "organisation").await
 }
 
-fn within(caps: &QuotaLimits, live: &[leases::Model], ask: &Ask<'_>, scope: &str) -> Result<()> {
-    let held: i64 = live
-        .iter()
-        .filter(|l| l.preemptible == ask.preemptible)
-        .map(|l| l.compute_slices)
-        .sum();
+async fn within(
+    txn: &impl ConnectionTrait,
+    caps: &QuotaLimits,
+    scope: Condition,
+    ask: &Ask<'_>,
+    name: &str,
+) -> Result<()> {
+    let same_kind = scope
+        .clone()
+        .add(leases::Column::Preemptible.eq(ask.preemptible));
+    let held = live_sum(txn, same_kind, "compute_slices").await?;
     let (cap, kind) = if ask.preemptible {
         (caps.max_preemptible_compute_slices, "preemptible")
     } else {
@@ -83,19 +99,16 @@ fn within(caps: &QuotaLimits, live: &[leases::Model], ask: &Ask<'_>, scope: &str
     };
     if held + ask.compute_slices > cap {
         return Err(Error::QuotaExceeded(format!(
-            "the {scope} holds {held} of {cap} {kind} compute slices; this lease needs {}",
+            "the {name} holds {held} of {cap} {kind} compute slices; this lease needs {}",
             ask.compute_slices
         )));
     }
     if let Some(max) = caps.per_profile.get(ask.profile) {
-        let count: i64 = live
-            .iter()
-            .filter(|l| l.profile == ask.profile)
-            .map(|l| i64::from(l.count))
-            .sum();
+        let of_profile = scope.clone().add(leases::Column::Profile.eq(ask.profile));
+        let count = live_sum(txn, of_profile, "count").await?;
         if count + ask.count > *max {
             return Err(Error::QuotaExceeded(format!(
-                "the {scope} holds {count} of at most {max} {} instances",
+                "the {name} holds {count} of at most {max} {} instances",
                 ask.profile
             )));
         }
@@ -103,14 +116,15 @@ fn within(caps: &QuotaLimits, live: &[leases::Model], ask: &Ask<'_>, scope: &str
     if let Some(site) = ask.site
         && let Some(max) = caps.per_site.get(site)
     {
-        let at_site: i64 = live
-            .iter()
-            .filter(|l| l.site.as_deref() == Some(site))
-            .map(|l| l.compute_slices)
-            .sum();
+        let at_site = live_sum(
+            txn,
+            scope.add(leases::Column::Site.eq(site)),
+            "compute_slices",
+        )
+        .await?;
         if at_site + ask.compute_slices > *max {
             return Err(Error::QuotaExceeded(format!(
-                "the {scope} holds {at_site} of at most {max} compute slices at site {site}"
+                "the {name} holds {at_site} of at most {max} compute slices at site {site}"
             )));
         }
     }
