@@ -1,0 +1,283 @@
+//! The agent side of the node registry: registration with a one-time join token, node
+//! credentials (short-lived, renewed by the agent), heartbeats, and the cross-replica
+//! wake-up of desired-state watchers ([`notify_nodes`]). Desired state and status
+//! reports are in [`crate::agent_sync`]; hostnames and GPU inventories in
+//! [`crate::agent_input`].
+//!
+//! A node credential is not a [`Caller`]: it authenticates only on `/v1/agent/*` and
+//! reaches only its own node. Renewal issues a new credential and cuts the old one's
+//! life to [`RENEW_GRACE_S`] (5 minutes), so an agent whose renewal answer was lost can
+//! still retry with the old one; a stolen old credential stays useful for that long only.
+
+use crate::Services;
+use crate::agent_input::Registration;
+use crate::audit::{self, Record};
+use crate::authz::Caller;
+use crate::entities::{gpus, node_credentials, nodes};
+use crate::error::{Error, Result};
+use crate::ids::{GpuId, NodeId};
+use crate::join_tokens::{self, hash_secret, new_secret};
+use crate::nodes::{NodeState, set_state};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
+    Statement,
+};
+use serde_json::json;
+
+/// Prefix of node credentials.
+pub const NODE_PREFIX: &str = "aionnode_";
+/// Lifetime of a node credential.
+pub const CREDENTIAL_LIFETIME_H: i64 = 24;
+/// How long a renewed credential keeps working.
+pub const RENEW_GRACE_S: i64 = 300;
+/// PostgreSQL channel on which writers announce changed nodes.
+pub const NOTIFY_CHANNEL: &str = "aion_nodes";
+
+/// A credential as handed to the agent (the secret is never stored).
+#[derive(Clone, Debug)]
+pub struct IssuedCredential {
+    /// The node it authenticates.
+    pub node_id: NodeId,
+    /// The bearer secret.
+    pub credential: String,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// When the agent should renew it (half its life).
+    pub renew_after: DateTime<Utc>,
+}
+
+/// An authenticated agent request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAuth {
+    /// The node.
+    pub node_id: NodeId,
+    /// The credential used (renewal retires it).
+    pub credential_id: uuid::Uuid,
+}
+
+/// Tells every replica's watchers that these nodes' desired state changed. Call it inside
+/// the writing transaction (PostgreSQL delivers the notice on commit, and drops it on
+/// rollback); also call `svc.events.node_changed()` after commit for this process. A no-op
+/// on SQLite, where the single process's in-process events suffice.
+pub async fn notify_nodes(txn: &impl ConnectionTrait, ids: &[NodeId]) -> Result<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    for id in ids {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [NOTIFY_CHANNEL.into(), id.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn issue(
+    txn: &impl ConnectionTrait,
+    node: NodeId,
+    now: DateTime<Utc>,
+) -> Result<IssuedCredential> {
+    let (secret, hash) = new_secret(NODE_PREFIX);
+    let expires_at = now + Duration::hours(CREDENTIAL_LIFETIME_H);
+    node_credentials::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        node_id: Set(node.0),
+        token_hash: Set(hash),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(IssuedCredential {
+        node_id: node,
+        credential: secret,
+        expires_at,
+        renew_after: now + Duration::hours(CREDENTIAL_LIFETIME_H) / 2,
+    })
+}
+
+/// Registers a node with a join token: creates it `ready` with its GPUs, the site and
+/// labels of the token, consumes the token and issues a first credential.
+#[tracing::instrument(skip_all, err, fields(hostname = %reg.hostname))]
+pub async fn register(
+    svc: &Services,
+    join_secret: &str,
+    reg: Registration,
+    request_id: &str,
+) -> Result<IssuedCredential> {
+    let now = svc.clock.now();
+    let node = NodeId::new();
+    let txn = svc.write_txn().await?;
+    let token = join_tokens::consume(&txn, now, join_secret, node).await?;
+    let taken = nodes::Entity::find()
+        .filter(nodes::Column::Hostname.eq(reg.hostname.as_str()))
+        .one(&txn)
+        .await?;
+    if taken.is_some() {
+        return Err(Error::Conflict(format!(
+            "a node named {} is already registered",
+            reg.hostname
+        )));
+    }
+    let labels = serde_json::to_string(&token.labels)
+        .map_err(|e| Error::Internal(format!("labels: {e}")))?;
+    nodes::ActiveModel {
+        id: Set(node.0),
+        hostname: Set(reg.hostname.as_str().to_owned()),
+        site: Set(token.site.clone()),
+        labels: Set(labels),
+        state: Set(NodeState::Ready.as_str().to_owned()),
+        gpu_model: Set(reg.model.name().to_owned()),
+        desired_revision: Set(1),
+        last_heartbeat_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    for g in &reg.gpus {
+        gpus::ActiveModel {
+            id: Set(GpuId::new().0),
+            node_id: Set(node.0),
+            uuid: Set(g.uuid.clone()),
+            gpu_index: Set(g.index),
+            model: Set(reg.model.name().to_owned()),
+            memory_mib: Set(g.memory_mib),
+            mig_enabled: Set(g.mig_enabled),
+            health: Set("ok".to_owned()),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    let issued = issue(&txn, node, now).await?;
+    audit::append(
+        &txn,
+        now,
+        &Caller::system(request_id),
+        Record {
+            action: "node.register",
+            target_kind: "node",
+            target_id: node.to_string(),
+            organization_id: None,
+            project_id: None,
+            details: json!({
+                "hostname": reg.hostname.as_str(), "site": token.site, "join_token_id": token.id,
+                "gpu_model": reg.model.name(), "gpus": reg.gpus.len(),
+            }),
+        },
+    )
+    .await?;
+    notify_nodes(&txn, &[node]).await?;
+    txn.commit().await?;
+    svc.events.node_changed();
+    svc.events.wake_scheduler();
+    Ok(issued)
+}
+
+/// Checks a node credential: known, not revoked, not expired. Anything else is 401,
+/// including user tokens presented on agent routes.
+pub async fn authenticate(svc: &Services, secret: &str) -> Result<NodeAuth> {
+    if !secret.starts_with(NODE_PREFIX) {
+        return Err(Error::Unauthenticated(
+            "agent routes need a node credential (aionnode_…)".into(),
+        ));
+    }
+    let model = node_credentials::Entity::find()
+        .filter(node_credentials::Column::TokenHash.eq(hash_secret(secret)))
+        .one(&svc.db)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated("unknown node credential".into()))?;
+    if model.revoked_at.is_some() {
+        return Err(Error::Unauthenticated(
+            "this node credential was revoked".into(),
+        ));
+    }
+    if model.expires_at <= svc.clock.now() {
+        return Err(Error::Unauthenticated(
+            "this node credential has expired".into(),
+        ));
+    }
+    Ok(NodeAuth {
+        node_id: model.node_id.into(),
+        credential_id: model.id,
+    })
+}
+
+/// Issues a new credential and retires the one used (valid [`RENEW_GRACE_S`] more).
+#[tracing::instrument(skip_all, err, fields(node_id = %auth.node_id))]
+pub async fn renew(svc: &Services, auth: NodeAuth, request_id: &str) -> Result<IssuedCredential> {
+    let now = svc.clock.now();
+    let txn = svc.write_txn().await?;
+    let grace_end = now + Duration::seconds(RENEW_GRACE_S);
+    node_credentials::Entity::update_many()
+        .col_expr(node_credentials::Column::ExpiresAt, Expr::value(grace_end))
+        .filter(node_credentials::Column::Id.eq(auth.credential_id))
+        .filter(node_credentials::Column::ExpiresAt.gt(grace_end))
+        .exec(&txn)
+        .await?;
+    let issued = issue(&txn, auth.node_id, now).await?;
+    audit::append(
+        &txn,
+        now,
+        &Caller::system(request_id),
+        Record {
+            action: "node.credential_renew",
+            target_kind: "node",
+            target_id: auth.node_id.to_string(),
+            organization_id: None,
+            project_id: None,
+            details: json!({"expires_at": issued.expires_at}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(issued)
+}
+
+/// Records a heartbeat inside `txn`; an `unreachable` node becomes `ready` again (its
+/// revision bumped, audited). Returns the node as it now is, and whether its state changed.
+pub(crate) async fn heartbeat(
+    txn: &impl ConnectionTrait,
+    node: NodeId,
+    now: DateTime<Utc>,
+    request_id: &str,
+) -> Result<(nodes::Model, bool)> {
+    let model = nodes::Entity::find_by_id(node.0)
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound("node"))?;
+    nodes::Entity::update_many()
+        .col_expr(nodes::Column::LastHeartbeatAt, Expr::value(now))
+        .filter(nodes::Column::Id.eq(node.0))
+        .exec(txn)
+        .await?;
+    let back = model.state == NodeState::Unreachable.as_str();
+    if back {
+        set_state(txn, node, NodeState::Unreachable, NodeState::Ready, now).await?;
+        audit::append(
+            txn,
+            now,
+            &Caller::system(request_id),
+            Record {
+                action: "node.reachable",
+                target_kind: "node",
+                target_id: node.to_string(),
+                organization_id: None,
+                project_id: None,
+                details: json!({"hostname": model.hostname}),
+            },
+        )
+        .await?;
+        notify_nodes(txn, &[node]).await?;
+    }
+    let model = nodes::Entity::find_by_id(node.0)
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound("node"))?;
+    Ok((model, back))
+}

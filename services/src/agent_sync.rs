@@ -1,0 +1,330 @@
+//! The agent's loop against the control plane: it long-polls its desired state (the
+//! instances of live leases placed on its GPUs, under a revision number) and reports
+//! what it runs, which moves leases `scheduled → active` and `releasing → released`.
+//! Both are heartbeats.
+
+use crate::Services;
+use crate::agent::{NodeAuth, heartbeat, notify_nodes};
+use crate::agent_input::StatusReport;
+use crate::authz::Caller;
+use crate::entities::{gpus, lease_placements, leases};
+use crate::error::{Error, Result};
+use crate::ids::{LeaseId, NodeId, PlacementId};
+use crate::lease_lifecycle::{bump_nodes, transition};
+use crate::lease_state::LeaseState;
+use crate::nodes::{NodeState, from_model};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use std::collections::{HashMap, HashSet};
+
+/// Longest long-poll of the desired state.
+pub const MAX_WAIT_S: u64 = 60;
+
+/// Lease states an agent must know about: it builds `scheduled` and keeps `active`
+/// instances, and tears `releasing` ones down.
+const AGENT_STATES: [LeaseState; 3] = [
+    LeaseState::Scheduled,
+    LeaseState::Active,
+    LeaseState::Releasing,
+];
+
+/// One MIG instance the node must run.
+#[derive(Clone, Debug)]
+pub struct DesiredInstance {
+    /// Placement id.
+    pub placement_id: PlacementId,
+    /// GPU UUID.
+    pub gpu_uuid: String,
+    /// GPU index on the node.
+    pub gpu_index: i32,
+    /// NVML profile id.
+    pub profile_id: i32,
+    /// Profile name.
+    pub profile: String,
+    /// Start slot.
+    pub start: i32,
+}
+
+/// A lease with its instances on this node.
+#[derive(Clone, Debug)]
+pub struct DesiredLease {
+    /// Lease id.
+    pub lease_id: LeaseId,
+    /// `scheduled`, `active` or `releasing`.
+    pub state: LeaseState,
+    /// Its instances on this node.
+    pub instances: Vec<DesiredInstance>,
+}
+
+/// What a node must run.
+#[derive(Clone, Debug)]
+pub struct DesiredState {
+    /// Revision (grows on every change).
+    pub revision: i64,
+    /// The node's state.
+    pub node_state: NodeState,
+    /// Leases with instances on the node.
+    pub leases: Vec<DesiredLease>,
+}
+
+async fn live_placements(
+    db: &impl ConnectionTrait,
+    node: NodeId,
+) -> Result<(
+    Vec<lease_placements::Model>,
+    HashMap<uuid::Uuid, leases::Model>,
+)> {
+    let placements = lease_placements::Entity::find()
+        .filter(lease_placements::Column::NodeId.eq(node.0))
+        .order_by_asc(lease_placements::Column::Id)
+        .all(db)
+        .await?;
+    let names: Vec<&str> = AGENT_STATES.iter().map(|s| s.as_str()).collect();
+    let lease_rows = leases::Entity::find()
+        .filter(
+            leases::Column::Id.is_in(
+                placements
+                    .iter()
+                    .map(|p| p.lease_id)
+                    .collect::<HashSet<_>>(),
+            ),
+        )
+        .filter(leases::Column::State.is_in(names))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| (l.id, l))
+        .collect();
+    Ok((placements, lease_rows))
+}
+
+async fn read_state(
+    db: &impl ConnectionTrait,
+    node: &crate::entities::nodes::Model,
+) -> Result<DesiredState> {
+    let (placements, lease_rows) = live_placements(db, node.id.into()).await?;
+    let gpu_index: HashMap<uuid::Uuid, i32> = gpus::Entity::find()
+        .filter(gpus::Column::NodeId.eq(node.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.gpu_index))
+        .collect();
+    let mut out: Vec<DesiredLease> = Vec::new();
+    let mut slot: HashMap<uuid::Uuid, usize> = HashMap::new();
+    for p in placements {
+        let Some(lease) = lease_rows.get(&p.lease_id) else {
+            continue;
+        };
+        let i = *slot.entry(lease.id).or_insert_with(|| {
+            out.push(DesiredLease {
+                lease_id: lease.id.into(),
+                state: LeaseState::parse("state", &lease.state).unwrap_or(LeaseState::Scheduled),
+                instances: Vec::new(),
+            });
+            out.len() - 1
+        });
+        out[i].instances.push(DesiredInstance {
+            placement_id: p.id.into(),
+            gpu_index: gpu_index.get(&p.gpu_id).copied().unwrap_or_default(),
+            gpu_uuid: p.gpu_uuid,
+            profile_id: p.profile_id,
+            profile: lease.profile.clone(),
+            start: p.start,
+        });
+    }
+    Ok(DesiredState {
+        revision: node.desired_revision,
+        node_state: from_model(node.clone())?.state,
+        leases: out,
+    })
+}
+
+/// Records a heartbeat in its own transaction and wakes watchers if the node came back.
+async fn beat(
+    svc: &Services,
+    node: NodeId,
+    request_id: &str,
+) -> Result<crate::entities::nodes::Model> {
+    let txn = svc.write_txn().await?;
+    let (model, changed) = heartbeat(&txn, node, svc.clock.now(), request_id).await?;
+    txn.commit().await?;
+    if changed {
+        svc.events.node_changed();
+        svc.events.wake_scheduler();
+    }
+    Ok(model)
+}
+
+/// The node's desired state. If `known` equals the current revision, waits up to `wait`
+/// for it to change (woken by node change notices, then re-reading the database) and
+/// answers the state as it then is. The poll is a heartbeat.
+#[tracing::instrument(skip_all, err, fields(node_id = %auth.node_id))]
+pub async fn desired_state(
+    svc: &Services,
+    auth: NodeAuth,
+    known: Option<i64>,
+    wait: std::time::Duration,
+    request_id: &str,
+) -> Result<DesiredState> {
+    // Subscribe before reading, so a change between the read and the wait is not lost.
+    let mut changes = svc.events.nodes();
+    let mut node = beat(svc, auth.node_id, request_id).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    while known == Some(node.desired_revision) {
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => break,
+        }
+        node = crate::entities::nodes::Entity::find_by_id(auth.node_id.0)
+            .one(&svc.db)
+            .await?
+            .ok_or(Error::NotFound("node"))?;
+    }
+    read_state(&svc.db, &node).await
+}
+
+/// Applies a status report: heartbeat, GPU health, MIG device UUIDs of reported
+/// instances, `scheduled → active` when every placement of a lease is reported,
+/// `releasing → released` when none is present any more. Refuses (400) a report naming
+/// a GPU of another node, before changing anything. Returns the node's revision.
+#[tracing::instrument(skip_all, err, fields(node_id = %auth.node_id))]
+pub async fn report_status(
+    svc: &Services,
+    auth: NodeAuth,
+    report: StatusReport,
+    request_id: &str,
+) -> Result<i64> {
+    let now = svc.clock.now();
+    let node = auth.node_id;
+    let txn = svc.write_txn().await?;
+    let own: HashMap<String, gpus::Model> = gpus::Entity::find()
+        .filter(gpus::Column::NodeId.eq(node.0))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|g| (g.uuid.clone(), g))
+        .collect();
+    let mut fields = crate::error::FieldErrors::new();
+    for (i, inst) in report.instances.iter().enumerate() {
+        if !own.contains_key(&inst.gpu_uuid) {
+            fields.insert(
+                format!("instances[{i}].gpu_uuid"),
+                "is not a GPU of this node".into(),
+            );
+        }
+    }
+    for (i, (uuid, _)) in report.gpus.iter().enumerate() {
+        if !own.contains_key(uuid) {
+            fields.insert(
+                format!("gpus[{i}].uuid"),
+                "is not a GPU of this node".into(),
+            );
+        }
+    }
+    if !fields.is_empty() {
+        return Err(Error::Validation(fields));
+    }
+    let (_, came_back) = heartbeat(&txn, node, now, request_id).await?;
+    for (uuid, health) in &report.gpus {
+        if own.get(uuid).is_some_and(|g| g.health != health.as_str()) {
+            gpus::Entity::update_many()
+                .col_expr(gpus::Column::Health, Expr::value(health.as_str()))
+                .filter(gpus::Column::Uuid.eq(uuid.as_str()))
+                .filter(gpus::Column::NodeId.eq(node.0))
+                .exec(&txn)
+                .await?;
+        }
+    }
+    let present: HashMap<(&str, i32, i32), &str> = report
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                (i.gpu_uuid.as_str(), i.profile_id, i.start),
+                i.mig_device_uuid.as_str(),
+            )
+        })
+        .collect();
+    let (placements, lease_rows) = live_placements(&txn, node).await?;
+    for p in &placements {
+        if !lease_rows.contains_key(&p.lease_id) {
+            continue;
+        }
+        let seen = present
+            .get(&(p.gpu_uuid.as_str(), p.profile_id, p.start))
+            .map(|m| (*m).to_owned());
+        if seen != p.mig_device_uuid {
+            lease_placements::Entity::update_many()
+                .col_expr(lease_placements::Column::MigDeviceUuid, Expr::value(seen))
+                .filter(lease_placements::Column::Id.eq(p.id))
+                .exec(&txn)
+                .await?;
+        }
+    }
+    let moved = advance_leases(&txn, now, request_id, lease_rows.into_values().collect()).await?;
+    if moved.changed > 0 {
+        bump_nodes(&txn, &[node.0], now).await?;
+        notify_nodes(&txn, &[node]).await?;
+    }
+    let revision = crate::entities::nodes::Entity::find_by_id(node.0)
+        .one(&txn)
+        .await?
+        .map(|n| n.desired_revision)
+        .ok_or(Error::NotFound("node"))?;
+    txn.commit().await?;
+    if moved.changed > 0 {
+        svc.events.lease_changed();
+    }
+    if moved.changed > 0 || came_back {
+        svc.events.node_changed();
+    }
+    if moved.freed || came_back {
+        svc.events.wake_scheduler();
+    }
+    Ok(revision)
+}
+
+struct Moved {
+    changed: usize,
+    freed: bool,
+}
+
+/// Moves leases whose placements (on every node) are all reported to `active`, and
+/// releasing leases none of whose placements is present any more to `released`. A
+/// placement is "present" when it carries a MIG device UUID (set by its node's reports).
+async fn advance_leases(
+    txn: &impl ConnectionTrait,
+    now: chrono::DateTime<chrono::Utc>,
+    request_id: &str,
+    candidates: Vec<leases::Model>,
+) -> Result<Moved> {
+    let mut moved = Moved {
+        changed: 0,
+        freed: false,
+    };
+    let system = Caller::system(request_id);
+    for lease in candidates {
+        let target = match LeaseState::parse("state", &lease.state)? {
+            LeaseState::Scheduled => LeaseState::Active,
+            LeaseState::Releasing => LeaseState::Released,
+            _ => continue,
+        };
+        let all = lease_placements::Entity::find()
+            .filter(lease_placements::Column::LeaseId.eq(lease.id))
+            .all(txn)
+            .await?;
+        let ready = match target {
+            LeaseState::Active => {
+                !all.is_empty() && all.iter().all(|p| p.mig_device_uuid.is_some())
+            }
+            _ => all.iter().all(|p| p.mig_device_uuid.is_none()),
+        };
+        if ready {
+            transition(txn, now, &system, &lease, target, None).await?;
+            moved.changed += 1;
+            moved.freed |= target == LeaseState::Released;
+        }
+    }
+    Ok(moved)
+}

@@ -1,0 +1,51 @@
+//! The PostgreSQL LISTEN/NOTIFY bridge: writers announce changed nodes with
+//! [`crate::agent::notify_nodes`] (a `pg_notify` on [`NOTIFY_CHANNEL`] inside their
+//! transaction); every replica runs [`run`], which listens on that channel and turns each
+//! notice into `events.node_changed()`, so an agent's long-poll is woken whichever replica
+//! serves it. Nothing to do on SQLite: one process, in-process events suffice.
+
+use crate::Services;
+use crate::agent::NOTIFY_CHANNEL;
+use sea_orm::DbBackend;
+use sea_orm::sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+/// Listens until `stop` turns true (or its sender goes away), reconnecting after errors.
+pub async fn run(svc: Services, mut stop: watch::Receiver<bool>) {
+    if svc.db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    loop {
+        match listen(&svc, &mut stop).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "node notification listener failed; reconnecting"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn listen(
+    svc: &Services,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect_with(svc.db.get_postgres_connection_pool()).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    // Notices sent while we were not listening are lost: wake every watcher to re-read.
+    svc.events.node_changed();
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return Ok(());
+                }
+            }
+            notice = listener.recv() => {
+                notice?;
+                svc.events.node_changed();
+            }
+        }
+    }
+}
