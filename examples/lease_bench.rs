@@ -1,0 +1,249 @@
+//! Load benchmark of lease admission and scheduling over HTTP against a running
+//! `aion serve` (see `scripts/lease-bench.sh`, which starts one on a fresh PostgreSQL
+//! database and runs pgbench beside it).
+//!
+//! It registers `--gpus` simulated GPUs (8 per node, through join tokens and the agent
+//! API), creates one organisation + project + grant per client, then `--clients`
+//! concurrent clients create `--leases` 1g leases in total. It reports request latency,
+//! the creation rate, and the rate at which leases reached `scheduled` (from the
+//! leases' own `created_at`/`scheduled_at`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: fail loudly on setup errors
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+struct Args {
+    base: String,
+    token: String,
+    gpus: usize,
+    clients: usize,
+    leases: usize,
+    json: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        base: "http://127.0.0.1:8080".into(),
+        token: String::new(),
+        gpus: 1000,
+        clients: 32,
+        leases: 6000,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().expect("flag value");
+        match flag.as_str() {
+            "--base" => a.base = val(),
+            "--token" => a.token = val(),
+            "--gpus" => a.gpus = val().parse().unwrap(),
+            "--clients" => a.clients = val().parse().unwrap(),
+            "--leases" => a.leases = val().parse().unwrap(),
+            "--json" => a.json = true,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(!a.token.is_empty(), "--token ADMIN_TOKEN is required");
+    a
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = client.request(method, &url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
+
+async fn register_nodes(client: &reqwest::Client, a: &Args) {
+    let nodes = a.gpus.div_ceil(8);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..nodes {
+        let (client, base, token) = (client.clone(), a.base.clone(), a.token.clone());
+        tasks.spawn(async move {
+            let join = call(&client, reqwest::Method::POST, format!("{base}/v1/join-tokens"), &token, Some(json!({"site": "paris-1"}))).await;
+            let secret = join["secret"].as_str().unwrap().to_owned();
+            let gpus: Vec<Value> = (0..8)
+                .map(|i| json!({"uuid": format!("GPU-{n:08}-{i:04}-0000-0000-000000000000"), "index": i, "model": "H100-80GB", "memory_mib": 81559, "mig_enabled": true}))
+                .collect();
+            call(&client, reqwest::Method::POST, format!("{base}/v1/agent/register"), &secret, Some(json!({"hostname": format!("gpu-{n:06}.bench"), "gpus": gpus}))).await;
+        });
+        while tasks.len() >= 16 {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+}
+
+/// One organisation, project, large quota, grant and lead token per client.
+async fn tenant(client: &reqwest::Client, a: &Args, i: usize) -> (String, String) {
+    let (b, t) = (&a.base, a.token.as_str());
+    let post = reqwest::Method::POST;
+    let org = call(
+        client,
+        post.clone(),
+        format!("{b}/v1/organizations"),
+        t,
+        Some(json!({"slug": format!("bench-{i}"), "name": "Bench", "kind": "industry"})),
+    )
+    .await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    call(
+        client,
+        reqwest::Method::PUT,
+        format!("{b}/v1/organizations/{org}/quota"),
+        t,
+        Some(json!({"max_compute_slices": 7 * 300_000})),
+    )
+    .await;
+    let project = call(
+        client,
+        post.clone(),
+        format!("{b}/v1/organizations/{org}/projects"),
+        t,
+        Some(json!({"slug": "load", "name": "Load"})),
+    )
+    .await;
+    let project = project["id"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now();
+    call(client, post.clone(), format!("{b}/v1/grants"), t, Some(json!({"project_id": project, "gpu_model": "H100-80GB", "gpu_hours": 10_000_000,
+        "valid_from": (now - chrono::Duration::days(1)).to_rfc3339(), "valid_until": (now + chrono::Duration::days(30)).to_rfc3339(), "reference": "bench"}))).await;
+    let token = call(
+        client,
+        post,
+        format!("{b}/v1/projects/{project}/tokens"),
+        t,
+        Some(json!({"name": "bench", "role": "lead"})),
+    )
+    .await;
+    (project, token["secret"].as_str().unwrap().to_owned())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.clients * 2)
+        .build()
+        .unwrap();
+    let setup = Instant::now();
+    register_nodes(&client, &a).await;
+    let mut tenants = Vec::new();
+    for i in 0..a.clients {
+        tenants.push(tenant(&client, &a, i).await);
+    }
+    eprintln!(
+        "setup: {} GPUs, {} tenants in {:.1} s",
+        a.gpus,
+        a.clients,
+        setup.elapsed().as_secs_f64()
+    );
+    let per_client = a.leases / a.clients;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (project, token) in tenants.clone() {
+        let (client, base) = (client.clone(), a.base.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                let res = client
+                    .post(format!("{base}/v1/projects/{project}/leases"))
+                    .bearer_auth(&token)
+                    .json(&json!({"profile": "1g.10gb", "duration_s": 3600}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    res.status().as_u16(),
+                    201,
+                    "{}",
+                    res.text().await.unwrap_or_default()
+                );
+                latencies.push(t.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(t) = tasks.join_next().await {
+        latencies.extend(t.unwrap());
+    }
+    let create_s = start.elapsed().as_secs_f64();
+    latencies.sort();
+    // Wait until every lease is scheduled, then take the rate from the leases' timestamps.
+    let (mut first_created, mut last_scheduled) = (
+        None::<chrono::DateTime<chrono::Utc>>,
+        None::<chrono::DateTime<chrono::Utc>>,
+    );
+    let mut scheduled = 0usize;
+    for (project, token) in &tenants {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{}/v1/projects/{project}/leases?limit=200", a.base);
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page = call(&client, reqwest::Method::GET, url, token, None).await;
+            for l in page["items"].as_array().unwrap() {
+                let mut l = l.clone();
+                while l["state"] == "pending" {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let id = l["id"].as_str().unwrap();
+                    l = call(
+                        &client,
+                        reqwest::Method::GET,
+                        format!("{}/v1/leases/{id}?wait=10", a.base),
+                        token,
+                        None,
+                    )
+                    .await;
+                }
+                let created: chrono::DateTime<chrono::Utc> =
+                    l["created_at"].as_str().unwrap().parse().unwrap();
+                if let Some(s) = l["scheduled_at"].as_str() {
+                    let s: chrono::DateTime<chrono::Utc> = s.parse().unwrap();
+                    scheduled += 1;
+                    last_scheduled = Some(last_scheduled.map_or(s, |x| x.max(s)));
+                }
+                first_created = Some(first_created.map_or(created, |x| x.min(created)));
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+    }
+    let span = match (first_created, last_scheduled) {
+        (Some(f), Some(l)) => (l - f).num_milliseconds() as f64 / 1000.0,
+        _ => f64::NAN,
+    };
+    let report = json!({
+        "gpus": a.gpus, "clients": a.clients, "leases": latencies.len(), "scheduled": scheduled,
+        "create_per_s": latencies.len() as f64 / create_s,
+        "scheduled_per_s": scheduled as f64 / span,
+        "p50_ms": percentile(&latencies, 0.50), "p99_ms": percentile(&latencies, 0.99),
+    });
+    if a.json {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    }
+}
