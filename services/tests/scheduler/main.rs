@@ -1,6 +1,7 @@
 //! The scheduler against a real database (SQLite file or a fresh PostgreSQL database):
 //! nodes, GPUs and pending leases are written directly, then ticks are driven with
 //! `run_once` and a manual clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aion_mig::GpuModel;
 use aion_services::authz::Caller;
