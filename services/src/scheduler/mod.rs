@@ -157,6 +157,12 @@ async fn tick(
     state: &mut SchedulerState,
     now: DateTime<Utc>,
 ) -> Result<BatchReport> {
+    // Nodes that stopped heartbeating leave the placeable set (the refresh sees them).
+    match crate::nodes::mark_unreachable(svc, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(nodes = n, "scheduler: nodes marked unreachable"),
+        Err(e) => tracing::warn!(error = %e, "scheduler: cannot mark unreachable nodes"),
+    }
     state.refresh(svc, now).await?;
     let expired = ends::expire_active(svc, state, now).await?;
     let mut report = batch::place_pending(svc, state, now).await?;

@@ -12,6 +12,7 @@ on_both_databases!(
     a_lease_released_elsewhere_frees_its_room_within_one_tick,
     a_restarted_scheduler_restores_the_fleet_without_double_booking,
     cordoned_nodes_get_no_new_placements,
+    a_silent_node_becomes_unreachable_and_gets_no_new_placements,
     leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops,
 );
 
@@ -287,4 +288,22 @@ async fn leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops(backend
         assert_eq!(w.placements(id).await.len(), 1);
     }
     assert_claims_consistent(&w).await;
+}
+
+async fn a_silent_node_becomes_unreachable_and_gets_no_new_placements(backend: Backend) {
+    let w = World::new(backend).await;
+    let node = w.node("n1", "ready", 1).await;
+    w.svc.clock.advance(Duration::seconds(120));
+    let id = w.lease("1g.10gb", 1, false, false).await;
+
+    let report = w.tick(&mut World::state()).await;
+
+    assert_eq!((report.placed, report.pending), (0, 1), "{report:?}");
+    let n = nodes::Entity::find_by_id(node)
+        .one(&w.svc.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.state, "unreachable");
+    assert_eq!(w.get(id).await.state, "pending");
 }
