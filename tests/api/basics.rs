@@ -231,6 +231,17 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
         ("/v1/projects/{id}/grants", vec!["get"]),
         ("/v1/organizations/{id}/quota", vec!["get", "put"]),
         ("/v1/projects/{id}/quota", vec!["get", "put"]),
+        ("/v1/join-tokens", vec!["get", "post"]),
+        ("/v1/join-tokens/{id}", vec!["delete"]),
+        ("/v1/nodes", vec!["get"]),
+        ("/v1/nodes/{id}", vec!["get"]),
+        ("/v1/nodes/{id}/cordon", vec!["post"]),
+        ("/v1/nodes/{id}/uncordon", vec!["post"]),
+        ("/v1/nodes/{id}/drain", vec!["post"]),
+        ("/v1/agent/register", vec!["post"]),
+        ("/v1/agent/renew", vec!["post"]),
+        ("/v1/agent/desired-state", vec!["get"]),
+        ("/v1/agent/status", vec!["post"]),
     ] {
         for method in methods {
             assert!(
@@ -241,7 +252,7 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
     }
     assert_eq!(
         paths.len(),
-        30,
+        41,
         "a route was added without a test here: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

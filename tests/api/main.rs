@@ -4,12 +4,14 @@
 
 mod helpers;
 
+mod agent;
 mod allocation;
 mod audit;
 mod basics;
 mod idempotency;
 mod isolation;
 mod members_tokens;
+mod nodes;
 mod oidc;
 mod quotas;
 mod tenancy;
