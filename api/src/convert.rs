@@ -240,3 +240,43 @@ pub fn quota(q: quotas::Quota) -> wire::Quota {
         updated_at: q.updated_at,
     }
 }
+
+/// Lease.
+pub fn lease(l: aion_services::leases::Lease) -> wire::Lease {
+    wire::Lease {
+        id: l.id.0,
+        project_id: l.project_id.0,
+        organization_id: l.organization_id.0,
+        grant_id: l.grant_id.map(|g| g.0),
+        profile: l.profile,
+        gpu_model: l.gpu_model,
+        count: l.count,
+        gpu_equivalents: aion_services::budget::gpu_equivalents(l.compute_slices),
+        compute_slices: l.compute_slices,
+        site: l.site,
+        same_node: l.same_node,
+        preemptible: l.preemptible,
+        duration_s: l.duration_s,
+        state: l.state.as_str().to_owned(),
+        state_reason: l.state_reason,
+        held_slice_seconds: l.held_slice_seconds,
+        charged_slice_seconds: l.charged_slice_seconds,
+        created_at: l.created_at,
+        scheduled_at: l.scheduled_at,
+        active_at: l.active_at,
+        releasing_at: l.releasing_at,
+        ended_at: l.ended_at,
+        ends_at: l.ends_at,
+        placements: l
+            .placements
+            .into_iter()
+            .map(|p| wire::LeasePlacement {
+                node_id: p.node_id.0,
+                gpu_uuid: p.gpu_uuid,
+                profile_id: p.profile_id,
+                start: p.start,
+                mig_device_uuid: p.mig_device_uuid,
+            })
+            .collect(),
+    }
+}

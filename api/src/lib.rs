@@ -39,6 +39,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::tokens::create_org, routes::tokens::list_org, routes::tokens::revoke_org,
         routes::tokens::create_project, routes::tokens::list_project, routes::tokens::revoke_project,
         routes::audit::list,
+        routes::leases::create, routes::leases::list, routes::leases::get, routes::leases::release,
         routes::calls::create, routes::calls::list, routes::calls::get, routes::calls::update,
         routes::calls::open, routes::calls::close,
         routes::allocation_requests::create, routes::allocation_requests::list,
@@ -57,6 +58,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         (name = "members", description = "Roles of users in organisations and projects"),
         (name = "tokens", description = "API tokens for partners and automation"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "leases", description = "MIG slices held by projects"),
         (name = "allocation", description = "Calls, allocation requests and grants of GPU-hours"),
         (name = "quotas", description = "Caps on what organisations and projects hold at once"),
         (name = "nodes", description = "The node registry: join tokens, nodes, cordon and drain"),
@@ -128,6 +130,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(tokens::list_project)
     .service(tokens::revoke_project)
     .service(audit::list)
+    .service(leases::create)
+    .service(leases::list)
+    .service(leases::get)
+    .service(leases::release)
     .service(calls::create)
     .service(calls::list)
     .service(calls::get)

@@ -215,6 +215,8 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
         ("/v1/projects/{id}/tokens", vec!["get", "post"]),
         ("/v1/projects/{id}/tokens/{token_id}", vec!["delete"]),
         ("/v1/audit-events", vec!["get"]),
+        ("/v1/projects/{id}/leases", vec!["get", "post"]),
+        ("/v1/leases/{id}", vec!["get", "delete"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
         ("/v1/calls", vec!["get", "post"]),
@@ -252,7 +254,7 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
     }
     assert_eq!(
         paths.len(),
-        41,
+        43,
         "a route was added without a test here: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

@@ -10,6 +10,7 @@ mod audit;
 mod basics;
 mod idempotency;
 mod isolation;
+mod leases;
 mod members_tokens;
 mod nodes;
 mod oidc;

@@ -3,12 +3,14 @@
 
 pub mod agent;
 pub mod allocation;
+pub mod leases;
 pub mod problem;
 pub mod quotas;
 pub mod tenancy;
 
 pub use agent::*;
 pub use allocation::*;
+pub use leases::*;
 pub use problem::Problem;
 pub use quotas::*;
 pub use tenancy::*;
