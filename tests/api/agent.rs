@@ -368,3 +368,44 @@ async fn a_renewed_credential_replaces_the_old_one_after_a_grace_period(backend:
         .await
         .expect_problem(401, "unauthenticated");
 }
+
+/// Two replicas on one PostgreSQL: a change made through one wakes a long-poll served by
+/// the other (LISTEN/NOTIFY; the in-process notice never reaches the other process's
+/// watchers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_one_replica_is_woken_by_a_cordon_made_on_another() {
+    use aion::startup::{Application, Mode};
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (node, cred) = register(&app, "gpu-001", 1).await;
+    let other = Application::build_with_clock(&app.db.config(), Mode::Serve, app.clock.clone())
+        .await
+        .unwrap();
+    let other_base = format!("http://127.0.0.1:{}", other.port());
+    tokio::spawn(other.run_until_stopped());
+    let (base, admin) = (app.base.clone(), app.admin.clone());
+    let cordon = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        reqwest::Client::new()
+            .post(format!("{base}/v1/nodes/{node}/cordon"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let woken: Value = reqwest::Client::new()
+        .get(format!(
+            "{other_base}/v1/agent/desired-state?revision=1&wait=30"
+        ))
+        .bearer_auth(&cred)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cordon.await.unwrap(), 200);
+    assert_eq!(woken["revision"], 2, "{woken}");
+    assert_eq!(woken["node_state"], "cordoned");
+}
