@@ -107,7 +107,8 @@ pub async fn free_slots(txn: &impl ConnectionTrait, lease: uuid::Uuid) -> Result
     Ok(())
 }
 
-/// Bumps the desired-state revision of these nodes (their agents long-poll it).
+/// Bumps the desired-state revision of these nodes (their agents long-poll it) and
+/// notifies other replicas; callers still call `events.node_changed()` after commit.
 pub async fn bump_nodes(
     txn: &impl ConnectionTrait,
     node_ids: &[uuid::Uuid],
@@ -125,7 +126,9 @@ pub async fn bump_nodes(
         .filter(nodes::Column::Id.is_in(node_ids.iter().copied()))
         .exec(txn)
         .await?;
-    Ok(())
+    // Other replicas' long-polls learn of it through LISTEN/NOTIFY (on commit).
+    let ids: Vec<_> = node_ids.iter().copied().map(crate::ids::NodeId).collect();
+    crate::agent::notify_nodes(txn, &ids).await
 }
 
 /// Loads a lease row by id, without access checks (internal callers only).
