@@ -1,15 +1,17 @@
-//! Ends that the scheduler itself decides: active leases reaching their `ends_at`
-//! become `expired`, which frees their slot claims; the engine releases them after commit.
+//! Ends that the scheduler itself decides: active leases reaching their `ends_at`, and
+//! live leases whose grant has ended, become `expired`, which frees their slot claims;
+//! the engine releases them after commit.
 
 use super::SchedulerState;
 use crate::Services;
 use crate::authz::Caller;
-use crate::entities::{lease_placements, leases};
+use crate::entities::{grants, lease_placements, leases};
 use crate::error::Result;
 use crate::lease_lifecycle;
 use crate::lease_state::LeaseState;
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -19,10 +21,33 @@ pub(super) async fn expire_active(
     state: &mut SchedulerState,
     now: DateTime<Utc>,
 ) -> Result<usize> {
+    // Due: active leases past their duration, and live leases whose grant has ended.
+    let grant_ended = Query::select()
+        .column(grants::Column::Id)
+        .from(grants::Entity)
+        .and_where(Expr::col(grants::Column::ValidUntil).lte(now))
+        .to_owned();
+    let placed_or_waiting = [
+        LeaseState::Pending,
+        LeaseState::Scheduled,
+        LeaseState::Active,
+    ]
+    .map(LeaseState::as_str);
     let due = leases::Entity::find()
-        .filter(leases::Column::State.eq(LeaseState::Active.as_str()))
-        .filter(leases::Column::EndsAt.lte(now))
-        .order_by_asc(leases::Column::EndsAt)
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(leases::Column::State.eq(LeaseState::Active.as_str()))
+                        .add(leases::Column::EndsAt.lte(now)),
+                )
+                .add(
+                    Condition::all()
+                        .add(leases::Column::State.is_in(placed_or_waiting))
+                        .add(leases::Column::GrantId.in_subquery(grant_ended)),
+                ),
+        )
+        .order_by_asc(leases::Column::Id)
         .limit(state.config.batch_size)
         .all(&svc.db)
         .await?;
@@ -37,10 +62,16 @@ pub(super) async fn expire_active(
         let Some(current) = leases::Entity::find_by_id(lease.id).one(&txn).await? else {
             continue;
         };
-        if current.state != LeaseState::Active.as_str() {
+        let past_duration = current.state == LeaseState::Active.as_str()
+            && current.ends_at.is_some_and(|e| e <= now);
+        let reason = if past_duration {
+            "reached the end of its duration"
+        } else if current.state == lease.state {
+            "its grant ended"
+        } else {
             continue;
-        }
-        let reason = Some("reached the end of its duration".to_owned());
+        };
+        let reason = Some(reason.to_owned());
         lease_lifecycle::transition(&txn, now, &caller, &current, LeaseState::Expired, reason)
             .await?;
         ended.push(current.id);

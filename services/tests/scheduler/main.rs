@@ -6,7 +6,7 @@
 use aion_mig::GpuModel;
 use aion_services::authz::Caller;
 use aion_services::clock::Clock;
-use aion_services::entities::{gpu_slot_claims, gpus, lease_placements, leases, nodes};
+use aion_services::entities::{gpu_slot_claims, gpus, grants, lease_placements, leases, nodes};
 use aion_services::ids::{OrganizationId, ProjectId};
 use aion_services::lease_lifecycle;
 use aion_services::lease_state::LeaseState;
@@ -279,3 +279,4 @@ async fn assert_claims_consistent(w: &World) {
 }
 
 mod cases;
+mod grant_end;
