@@ -11,6 +11,7 @@ mod basics;
 mod idempotency;
 mod isolation;
 mod leases;
+mod lifecycle;
 mod members_tokens;
 mod nodes;
 mod oidc;
