@@ -194,6 +194,8 @@ async fn grant_platform_role(
 async fn verify_audit(args: ConfigArgs) -> anyhow::Result<()> {
     let config = args.load()?;
     let conn = aion_services::db::connect(&config.database_url(), 2).await?;
+    // Bring the chain up to date with the inbox, then check all of it.
+    aion_services::audit_chain::seal_pending(&conn).await?;
     let report = aion_services::audit::verify(&conn).await?;
     match report.first_bad_seq {
         None => {

@@ -113,6 +113,12 @@ impl Application {
             self.services.clone(),
             stopped.clone(),
         ));
+        // Seals audit events into the hash chain shortly after their mutations commit.
+        tokio::spawn(aion_services::audit_chain::run(
+            self.services.db.clone(),
+            std::time::Duration::from_millis(250),
+            stopped.clone(),
+        ));
         let scheduler = tokio::spawn(scheduler::run(self.services, self.scheduler, stopped));
         let result = self.server.await;
         let _ = stop.send(true);

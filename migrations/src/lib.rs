@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_tenancy;
 mod m20261125_000002_allocation;
 mod m20261125_000003_leases_nodes;
+mod m20261125_000004_audit_inbox;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_tenancy::Migration),
             Box::new(m20261125_000002_allocation::Migration),
             Box::new(m20261125_000003_leases_nodes::Migration),
+            Box::new(m20261125_000004_audit_inbox::Migration),
         ]
     }
 }

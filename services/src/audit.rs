@@ -1,12 +1,11 @@
 //! The append-only, hash-chained audit log. Every mutation appends in its own transaction.
 
 use crate::authz::Caller;
-use crate::entities::{audit_events, audit_head};
+use crate::entities::{audit_events, audit_head, audit_inbox};
 use crate::error::{Error, Result};
 use crate::ids::{AuditEventId, OrganizationId, ProjectId};
 use crate::pagination::{Page, PageRequest};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -60,7 +59,7 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
-fn chain_hash(prev: &str, m: &audit_events::Model) -> String {
+pub(crate) fn chain_hash(prev: &str, m: &audit_events::Model) -> String {
     let line = format!(
         "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
         m.seq,
@@ -79,51 +78,29 @@ fn chain_hash(prev: &str, m: &audit_events::Model) -> String {
     hex::encode(Sha256::digest(line.as_bytes()))
 }
 
-/// Appends one event inside the caller's transaction `txn`.
+/// Records one event inside the caller's transaction `txn`. It lands in the inbox, so
+/// mutations never queue on the chain's head row; [`crate::audit_chain::seal_pending`]
+/// gives it its sequence number and hash shortly after (and before any read of the log).
 pub async fn append(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     caller: &Caller,
     rec: Record,
 ) -> Result<()> {
-    // Updating the head row first takes its lock (PostgreSQL) or the write lock (SQLite):
-    // concurrent appenders queue here, so the chain stays linear.
-    audit_head::Entity::update_many()
-        .col_expr(
-            audit_head::Column::Seq,
-            Expr::col(audit_head::Column::Seq).add(1),
-        )
-        .filter(audit_head::Column::Id.eq(1))
-        .exec(txn)
-        .await?;
-    let head = audit_head::Entity::find_by_id(1)
-        .one(txn)
-        .await?
-        .ok_or_else(|| Error::Internal("audit head row is missing".into()))?;
-    let mut event = audit_events::Model {
-        seq: head.seq,
-        id: AuditEventId::new().0,
-        occurred_at: now,
-        actor: caller.actor.key(),
-        action: rec.action.to_owned(),
-        target_kind: rec.target_kind.to_owned(),
-        target_id: rec.target_id,
-        organization_id: rec.organization_id.map(|o| o.0),
-        project_id: rec.project_id.map(|p| p.0),
-        request_id: caller.request_id.chars().take(64).collect(),
-        details: rec.details.to_string(),
-        prev_hash: head.hash.clone(),
-        hash: String::new(),
-    };
-    event.hash = chain_hash(&head.hash, &event);
-    audit_head::ActiveModel {
-        id: Set(1),
-        seq: Set(head.seq),
-        hash: Set(event.hash.clone()),
+    audit_inbox::ActiveModel {
+        id: Set(AuditEventId::new().0),
+        occurred_at: Set(now),
+        actor: Set(caller.actor.key()),
+        action: Set(rec.action.to_owned()),
+        target_kind: Set(rec.target_kind.to_owned()),
+        target_id: Set(rec.target_id),
+        organization_id: Set(rec.organization_id.map(|o| o.0)),
+        project_id: Set(rec.project_id.map(|p| p.0)),
+        request_id: Set(caller.request_id.chars().take(64).collect()),
+        details: Set(rec.details.to_string()),
     }
-    .update(txn)
+    .insert(txn)
     .await?;
-    audit_events::ActiveModel::from(event).insert(txn).await?;
     Ok(())
 }
 
@@ -151,11 +128,13 @@ pub struct Filter {
 /// Lists events newest first. Platform admins and auditors see all; organisation admins
 /// see their organisations' events; others are refused.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &sea_orm::DatabaseConnection,
     caller: &Caller,
     filter: Filter,
     page: &PageRequest,
 ) -> Result<Page<AuditEvent>> {
+    // Read your writes: seal what is waiting in the inbox first.
+    crate::audit_chain::seal_pending(db).await?;
     let mut query = audit_events::Entity::find();
     if !caller.reads_everything() {
         let admin_orgs: Vec<_> = caller

@@ -19,26 +19,12 @@ pub async fn admin_token_if_empty(svc: &Services) -> Result<Option<String>> {
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
     let caller = Caller::system("bootstrap");
-    // Take the audit chain's lock first: two replicas starting together on an empty
+    // Take the audit chain's head lock first: two replicas starting together on an empty
     // database then check one after the other, and only the first creates a token.
-    audit::append(
-        &txn,
-        now,
-        &caller,
-        Record {
-            action: "platform.start",
-            target_kind: "platform",
-            target_id: "aion".into(),
-            organization_id: None,
-            project_id: None,
-            details: json!({}),
-        },
-    )
-    .await?;
+    crate::audit_chain::lock_head(&txn).await?;
     let tokens = api_tokens::Entity::find().count(&txn).await?;
     let orgs = organizations::Entity::find().count(&txn).await?;
     if tokens > 0 || orgs > 0 {
-        // Roll back: a restart should not grow the audit log.
         txn.rollback().await?;
         return Ok(None);
     }

@@ -46,3 +46,14 @@ pub async fn ping(db: &DatabaseConnection) -> Result<()> {
     db.execute_unprepared("SELECT 1").await?;
     Ok(())
 }
+
+/// Starts a read-write transaction. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on lock upgrade.
+pub async fn write_txn(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::TransactionTrait;
+    let options = sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
+    Ok(db.begin_with_options(options).await?)
+}

@@ -6,6 +6,7 @@ pub mod agent_input;
 pub mod agent_sync;
 pub mod allocation_requests;
 pub mod audit;
+pub mod audit_chain;
 pub mod authz;
 pub mod bootstrap;
 pub mod budget;
@@ -44,7 +45,7 @@ pub mod values;
 
 pub use error::{Error, Result};
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use std::sync::Arc;
 
 /// Everything a domain operation needs: the database, the clock and the OIDC verifier.
@@ -61,13 +62,8 @@ pub struct Services {
 }
 
 impl Services {
-    /// Starts a read-write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on lock upgrade.
+    /// Starts a read-write transaction (see [`db::write_txn`]).
     pub async fn write_txn(&self) -> Result<DatabaseTransaction> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-            ..Default::default()
-        };
-        Ok(self.db.begin_with_options(options).await?)
+        db::write_txn(&self.db).await
     }
 }

@@ -132,6 +132,9 @@ async fn concurrent_creates_all_succeed_and_keep_the_audit_chain_intact(backend:
     for task in tasks {
         assert_eq!(task.await.unwrap(), 201);
     }
+    aion_services::audit_chain::seal_pending(&app.services.db)
+        .await
+        .unwrap();
     let report = aion_services::audit::verify(&app.services.db)
         .await
         .unwrap();

@@ -4,6 +4,7 @@ pub mod allocation_requests;
 pub mod api_tokens;
 pub mod audit_events;
 pub mod audit_head;
+pub mod audit_inbox;
 pub mod calls;
 pub mod gpu_slot_claims;
 pub mod gpus;
