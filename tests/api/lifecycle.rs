@@ -18,7 +18,10 @@ async fn desired(app: &TestApp, cred: &str) -> Value {
 /// Polls until the scheduler has placed the lease (a `?wait=` would wait until active).
 async fn until_placed(app: &TestApp, token: &str, id: &str) -> Resp {
     for _ in 0..300 {
-        let res = app.get(&format!("/v1/leases/{id}"), token).await.expect(200);
+        let res = app
+            .get(&format!("/v1/leases/{id}"), token)
+            .await
+            .expect(200);
         if res.body["state"] != "pending" {
             return res;
         }
