@@ -210,7 +210,7 @@ async fn main() {
                     l = call(
                         &client,
                         reqwest::Method::GET,
-                        format!("{}/v1/leases/{id}?wait=10", a.base),
+                        format!("{}/v1/leases/{id}", a.base),
                         token,
                         None,
                     )

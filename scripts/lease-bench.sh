@@ -5,7 +5,8 @@
 #
 #   scripts/lease-bench.sh [GPUS...]      default: 1000 8000 64000
 #   env: CLIENTS (32), LEASES (6000), AION_BENCH_POSTGRES (postgres://postgres@127.0.0.1:5432)
-# Prints one JSON line per fleet size, then the pgbench TPS line.
+# Prints one JSON line per fleet size, then the pgbench TPS line. The simulated nodes do
+# not heartbeat, so the server runs with a day-long node timeout.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PG=${AION_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
@@ -21,7 +22,7 @@ for GPUS in "${SIZES[@]}"; do
   DATA=$(mktemp -d)
   psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
   AION_LOG=warn ./target/release/aion serve --database-url "$PG/$DB" --migrate --data-dir "$DATA" \
-    --listen "127.0.0.1:$PORT" --db-max-connections 32 >"$DATA/serve.log" 2>&1 &
+    --listen "127.0.0.1:$PORT" --db-max-connections 32 --node-timeout-s 86400 >"$DATA/serve.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   ./target/release/examples/lease_bench --base "http://127.0.0.1:$PORT" --token "$(cat "$DATA/admin-token")" \

@@ -63,6 +63,8 @@ pub struct Config {
     pub scheduler_tick_ms: u64,
     /// Seconds a lease may stay pending before it fails.
     pub pending_timeout_s: u64,
+    /// A node silent for this many seconds becomes unreachable.
+    pub node_timeout_s: u64,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             scheduler_batch_size: 256,
             scheduler_tick_ms: 500,
             pending_timeout_s: 900,
+            node_timeout_s: 60,
         }
     }
 }
@@ -90,6 +93,7 @@ impl Config {
             batch_size: self.scheduler_batch_size,
             tick: std::time::Duration::from_millis(self.scheduler_tick_ms),
             pending_timeout: std::time::Duration::from_secs(self.pending_timeout_s),
+            node_timeout: std::time::Duration::from_secs(self.node_timeout_s),
         }
     }
 
@@ -153,6 +157,10 @@ pub struct ConfigArgs {
     #[arg(long, env = "AION_PENDING_TIMEOUT_S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_timeout_s: Option<u64>,
+    /// Seconds without heartbeat after which a node is unreachable [default: 60].
+    #[arg(long, env = "AION_NODE_TIMEOUT_S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_timeout_s: Option<u64>,
 }
 
 fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {

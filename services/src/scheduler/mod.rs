@@ -38,6 +38,8 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// How long a lease may stay pending before it fails.
     pub pending_timeout: Duration,
+    /// A node silent for this long becomes `unreachable` (agents heartbeat by long-polling).
+    pub node_timeout: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -46,6 +48,7 @@ impl Default for SchedulerConfig {
             batch_size: 256,
             tick: Duration::from_millis(500),
             pending_timeout: Duration::from_secs(900),
+            node_timeout: Duration::from_secs(crate::nodes::HEARTBEAT_TIMEOUT_S as u64),
         }
     }
 }
@@ -158,7 +161,9 @@ async fn tick(
     now: DateTime<Utc>,
 ) -> Result<BatchReport> {
     // Nodes that stopped heartbeating leave the placeable set (the refresh sees them).
-    match crate::nodes::mark_unreachable(svc, now).await {
+    let timeout =
+        chrono::Duration::from_std(state.config.node_timeout).unwrap_or(chrono::Duration::MAX);
+    match crate::nodes::mark_unreachable_after(svc, now, timeout).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(nodes = n, "scheduler: nodes marked unreachable"),
         Err(e) => tracing::warn!(error = %e, "scheduler: cannot mark unreachable nodes"),

@@ -150,6 +150,7 @@ impl World {
             batch_size: 64,
             tick: std::time::Duration::from_millis(50),
             pending_timeout: std::time::Duration::from_secs(60),
+            ..SchedulerConfig::default()
         }
     }
 
