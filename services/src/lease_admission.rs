@@ -66,32 +66,63 @@ async fn live_sum(txn: &impl ConnectionTrait, scope: Condition, expr: &str) -> R
     Ok(sum.unwrap_or(0))
 }
 
-/// Checks the project's and organisation's caps against their live leases plus `ask`,
-/// with aggregate queries (admission cost does not grow with the number of leases read).
+/// Checks the project's and organisation's caps against their live leases plus `ask`.
+/// One grouped query gives the compute slices held per project of the organisation, so
+/// the cost does not grow with the number of leases; per-profile and per-site sums are
+/// read only where such a cap exists.
 pub async fn check_quota(
     txn: &impl ConnectionTrait,
     org: OrganizationId,
     project: ProjectId,
     ask: &Ask<'_>,
 ) -> Result<()> {
-    let caps = quotas::effective(txn, project).await?;
+    let caps = quotas::effective_in(txn, org, project).await?;
+    let per_project: Vec<(uuid::Uuid, i64)> = leases::Entity::find()
+        .select_only()
+        .column(leases::Column::ProjectId)
+        .column_as(Expr::cust("CAST(SUM(compute_slices) AS BIGINT)"), "held")
+        .filter(leases::Column::OrganizationId.eq(org.0))
+        .filter(leases::Column::State.is_in(live()))
+        .filter(leases::Column::Preemptible.eq(ask.preemptible))
+        .group_by(leases::Column::ProjectId)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let org_held: i64 = per_project.iter().map(|(_, held)| held).sum();
+    let project_held = per_project
+        .iter()
+        .find(|(p, _)| *p == project.0)
+        .map_or(0, |(_, h)| *h);
     let project_scope = Condition::all().add(leases::Column::ProjectId.eq(project.0));
     let org_scope = Condition::all().add(leases::Column::OrganizationId.eq(org.0));
-    within(txn, &caps.project, project_scope, ask, "project").await?;
-    within(txn, &caps.organization, org_scope, ask, "organisation").await
+    within(
+        txn,
+        &caps.project,
+        project_scope,
+        project_held,
+        ask,
+        "project",
+    )
+    .await?;
+    within(
+        txn,
+        &caps.organization,
+        org_scope,
+        org_held,
+        ask,
+        "organisation",
+    )
+    .await
 }
 
 async fn within(
     txn: &impl ConnectionTrait,
     caps: &QuotaLimits,
     scope: Condition,
+    held: i64,
     ask: &Ask<'_>,
     name: &str,
 ) -> Result<()> {
-    let same_kind = scope
-        .clone()
-        .add(leases::Column::Preemptible.eq(ask.preemptible));
-    let held = live_sum(txn, same_kind, "compute_slices").await?;
     let (cap, kind) = if ask.preemptible {
         (caps.max_preemptible_compute_slices, "preemptible")
     } else {
@@ -131,44 +162,55 @@ async fn within(
     Ok(())
 }
 
-/// Picks the grant that funds the lease: valid now, on its GPU model, with at least the
-/// hold left (used = holds of live leases + charges of ended ones), the one ending first.
-pub async fn pick_grant(
+/// The project's grants valid at `now`, the one ending first first.
+pub async fn valid_grants(
     txn: &impl ConnectionTrait,
     project: ProjectId,
     now: DateTime<Utc>,
-    ask: &Ask<'_>,
-) -> Result<GrantId> {
-    let candidates = grants::Entity::find()
+) -> Result<Vec<grants::Model>> {
+    Ok(grants::Entity::find()
         .filter(grants::Column::ProjectId.eq(project.0))
-        .filter(grants::Column::GpuModel.eq(ask.gpu_model.to_string()))
         .filter(grants::Column::ValidFrom.lte(now))
         .filter(grants::Column::ValidUntil.gt(now))
         .order_by_asc(grants::Column::ValidUntil)
         .all(txn)
-        .await?;
+        .await?)
+}
+
+/// Picks the grant that funds the lease among `valid` (see [`valid_grants`]): on its GPU
+/// model, with at least the hold left (used = holds of live leases + charges of ended
+/// ones, summed per grant in one query), the one ending first.
+pub async fn pick_grant(
+    txn: &impl ConnectionTrait,
+    valid: &[grants::Model],
+    ask: &Ask<'_>,
+) -> Result<GrantId> {
+    let model = ask.gpu_model.to_string();
+    let candidates: Vec<_> = valid.iter().filter(|g| g.gpu_model == model).collect();
     if candidates.is_empty() {
         return Err(Error::BudgetExhausted(format!(
-            "the project has no grant valid now on {}",
-            ask.gpu_model
+            "the project has no grant valid now on {model}"
         )));
     }
+    let used: Vec<(uuid::Uuid, i64)> = leases::Entity::find()
+        .select_only()
+        .column(leases::Column::GrantId)
+        .column_as(
+            Expr::cust("CAST(SUM(held_slice_seconds + charged_slice_seconds) AS BIGINT)"),
+            "used",
+        )
+        .filter(leases::Column::GrantId.is_in(candidates.iter().map(|g| g.id)))
+        .group_by(leases::Column::GrantId)
+        .into_tuple()
+        .all(txn)
+        .await?;
     let mut best_left = 0;
     for grant in candidates {
-        let used: i64 = leases::Entity::find()
-            .select_only()
-            .column_as(
-                Expr::cust(
-                    "CAST(COALESCE(SUM(held_slice_seconds + charged_slice_seconds), 0) AS BIGINT)",
-                ),
-                "used",
-            )
-            .filter(leases::Column::GrantId.eq(grant.id))
-            .into_tuple()
-            .one(txn)
-            .await?
-            .unwrap_or(0);
-        let left = grant.slice_seconds - used;
+        let spent = used
+            .iter()
+            .find(|(g, _)| *g == grant.id)
+            .map_or(0, |(_, u)| *u);
+        let left = grant.slice_seconds - spent;
         if left >= ask.hold {
             return Ok(GrantId(grant.id));
         }

@@ -227,29 +227,18 @@ fn can_use(caller: &Caller, org: OrganizationId, project: ProjectId) -> bool {
         )
 }
 
-async fn resolve_model(
-    txn: &impl ConnectionTrait,
-    project: ProjectId,
-    cmd: &NewLease,
-    now: DateTime<Utc>,
-) -> Result<GpuModel> {
+/// The lease's GPU model: as asked, or that of the project's grant valid now that ends
+/// first.
+fn resolve_model(valid: &[crate::entities::grants::Model], cmd: &NewLease) -> Result<GpuModel> {
     if let Some(m) = &cmd.gpu_model {
         return crate::values::parse_gpu_model("gpu_model", m);
     }
-    // Without a model, the model of the project's grant that is valid now and ends first.
-    let grant = crate::entities::grants::Entity::find()
-        .filter(crate::entities::grants::Column::ProjectId.eq(project.0))
-        .filter(crate::entities::grants::Column::ValidFrom.lte(now))
-        .filter(crate::entities::grants::Column::ValidUntil.gt(now))
-        .order_by_asc(crate::entities::grants::Column::ValidUntil)
-        .one(txn)
-        .await?
-        .ok_or_else(|| {
-            Error::invalid(
-                "gpu_model",
-                "required: the project has no grant valid now to take it from",
-            )
-        })?;
+    let grant = valid.first().ok_or_else(|| {
+        Error::invalid(
+            "gpu_model",
+            "required: the project has no grant valid now to take it from",
+        )
+    })?;
     crate::values::parse_gpu_model("gpu_model", &grant.gpu_model)
 }
 
@@ -273,7 +262,8 @@ pub async fn create(
         idempotency::Begin::Replay(lease) => return Ok(lease),
         idempotency::Begin::Proceed(slot) => slot,
     };
-    let model = resolve_model(&txn, project_id, &cmd, now).await?;
+    let valid_grants = admission::valid_grants(&txn, project_id, now).await?;
+    let model = resolve_model(&valid_grants, &cmd)?;
     let profile = model
         .parse_profile(&cmd.profile)
         .map_err(|e| Error::invalid("profile", e.to_string()))?;
@@ -289,7 +279,7 @@ pub async fn create(
     };
     admission::lock_org(&txn, org).await?;
     admission::check_quota(&txn, org, project_id, &ask).await?;
-    let grant = admission::pick_grant(&txn, project_id, now, &ask).await?;
+    let grant = admission::pick_grant(&txn, &valid_grants, &ask).await?;
     let model_row = leases::ActiveModel {
         id: Set(LeaseId::new().0),
         project_id: Set(project_id.0),

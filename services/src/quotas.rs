@@ -246,10 +246,37 @@ pub async fn effective(db: &impl ConnectionTrait, project: ProjectId) -> Result<
         .one(db)
         .await?
         .ok_or(Error::NotFound("project"))?;
-    let org = OrganizationId(p.organization_id);
+    effective_in(db, OrganizationId(p.organization_id), project).await
+}
+
+/// Like [`effective`] when the organisation is known: both quota rows in one query (the
+/// organisation's kind is read only when it has no row of its own).
+pub async fn effective_in(
+    db: &impl ConnectionTrait,
+    org: OrganizationId,
+    project: ProjectId,
+) -> Result<EffectiveQuota> {
+    let (org_key, project_key) = (scope_key(org, None), scope_key(org, Some(project)));
+    let mut rows = quotas::Entity::find()
+        .filter(quotas::Column::ScopeKey.is_in([org_key.clone(), project_key.clone()]))
+        .all(db)
+        .await?;
+    let take = |rows: &mut Vec<quotas::Model>, key: &str| {
+        rows.iter()
+            .position(|m| m.scope_key == key)
+            .map(|i| rows.swap_remove(i))
+    };
+    let organization = match take(&mut rows, &org_key) {
+        Some(m) => from_row(m)?.limits,
+        None => of_org(db, org).await?.limits,
+    };
+    let project = match take(&mut rows, &project_key) {
+        Some(m) => from_row(m)?.limits,
+        None => organization.clone(),
+    };
     Ok(EffectiveQuota {
-        project: of_project(db, org, project).await?.limits,
-        organization: of_org(db, org).await?.limits,
+        project,
+        organization,
     })
 }
 
