@@ -10,19 +10,16 @@ use crate::error::{Error, Result};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{JoinTokenId, NodeId};
 use crate::pagination::{Page, PageRequest};
+pub(crate) use crate::secrets::{hash_secret, new_secret};
 use crate::validate::{Validator, missing};
 use crate::values::Slug;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// Prefix of join token secrets.
@@ -118,20 +115,6 @@ fn parse_labels(labels: Labels) -> Result<Labels> {
         crate::values::check_text(&format!("labels.{k}"), val, 253)?;
     }
     Ok(labels)
-}
-
-/// A new high-entropy secret with `prefix`, and its stored hash.
-pub(crate) fn new_secret(prefix: &str) -> (String, String) {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = hash_secret(&secret);
-    (secret, hash)
-}
-
-/// The stored form of a secret.
-pub(crate) fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Reads stored labels (written by this module, so unreadable ones are a bug).

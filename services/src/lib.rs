@@ -38,6 +38,7 @@ pub mod quota_settings;
 pub mod quotas;
 pub mod scheduler;
 pub mod scope;
+pub mod secrets;
 pub mod seed;
 pub mod tokens;
 pub mod validate;

@@ -14,17 +14,13 @@ use crate::pagination::{Page, PageRequest};
 use crate::scope::Scope;
 use crate::validate::{Validator, missing};
 use crate::values::parse_name;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 /// Lifetime of a token created without `expires_at`.
 pub const DEFAULT_LIFETIME_DAYS: i64 = 90;
@@ -108,16 +104,12 @@ fn from_model(m: api_tokens::Model) -> ApiToken {
 
 /// A new secret and what is stored of it: (secret, hash, hint).
 pub fn generate_secret() -> (String, String, String) {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let (secret, hash) = crate::secrets::new_secret(TOKEN_PREFIX);
     let hint = secret[secret.len() - 4..].to_owned();
-    (secret.clone(), hash_secret(&secret), hint)
+    (secret, hash, hint)
 }
 
-fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
+use crate::secrets::hash_secret;
 
 /// Inserts a token row; shared by the API path and the bootstrap of the first admin token.
 pub(crate) async fn insert(
