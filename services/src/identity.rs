@@ -85,6 +85,27 @@ pub async fn upsert_oidc_user(
         }
         return Ok(user.id.into());
     }
+    match create_user(svc, claims, now, request_id).await {
+        // Two first requests of the same user raced (the unique index on issuer and
+        // subject refused the second insert): use the user the other one created.
+        Err(Error::Conflict(_)) => users::Entity::find()
+            .filter(users::Column::Issuer.eq(&claims.issuer))
+            .filter(users::Column::Subject.eq(&claims.subject))
+            .one(&svc.db)
+            .await?
+            .map(|u| u.id.into())
+            .ok_or_else(|| Error::Internal("user vanished after a concurrent insert".into())),
+        other => other,
+    }
+}
+
+/// Inserts the user of a first valid token, audited, in its own transaction.
+async fn create_user(
+    svc: &Services,
+    claims: &VerifiedClaims,
+    now: DateTime<Utc>,
+    request_id: &str,
+) -> Result<UserId> {
     let txn = svc.write_txn().await?;
     let id = UserId::new();
     users::ActiveModel {
@@ -117,17 +138,8 @@ pub async fn upsert_oidc_user(
         },
     )
     .await?;
-    match txn.commit().await {
-        Ok(()) => Ok(id),
-        // Two first requests of the same user raced; the other one created it.
-        Err(_) => users::Entity::find()
-            .filter(users::Column::Issuer.eq(&claims.issuer))
-            .filter(users::Column::Subject.eq(&claims.subject))
-            .one(&svc.db)
-            .await?
-            .map(|u| u.id.into())
-            .ok_or_else(|| Error::Internal("user vanished after a concurrent insert".into())),
-    }
+    txn.commit().await?;
+    Ok(id)
 }
 
 /// Loads the roles of a user from its memberships.

@@ -538,3 +538,33 @@ on_both_databases!(
     an_expired_token_is_refused,
     garbage_and_non_bearer_credentials_are_refused,
 );
+
+on_both_databases!(concurrent_first_requests_of_a_new_user_create_it_once);
+
+async fn concurrent_first_requests_of_a_new_user_create_it_once(backend: Backend) {
+    let provider = Provider::start();
+    let app = spawn(&provider, backend).await;
+    let token = provider.token("aion-test-carol", None).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}/v1/me", app.base),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let res = client.get(url).bearer_auth(token).send().await.unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (status, body["user"]["id"].as_str().map(str::to_owned))
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (status, id) = task.await.unwrap();
+        assert_eq!(status, 200, "no request of a racing first login fails");
+        ids.insert(id.unwrap());
+    }
+    assert_eq!(ids.len(), 1, "one user");
+    assert_eq!(user_creations(&app).await.len(), 1);
+}
