@@ -1,0 +1,8 @@
+//! `aion-agent`: the daemon on every GPU node. It makes the node's GPUs match what the
+//! control plane decided (MIG instances of live leases), lets tenants use their slices,
+//! stops everything else and reports status and usage.
+
+pub mod backend;
+pub mod error;
+
+pub use error::{Error, Result};
