@@ -52,6 +52,9 @@ pub struct DesiredLease {
     pub lease_id: LeaseId,
     /// `scheduled`, `active` or `releasing`.
     pub state: LeaseState,
+    /// When it reaches its duration (set once active): an agent cut off from the
+    /// control plane keeps the lease until then.
+    pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Its instances on this node.
     pub instances: Vec<DesiredInstance>,
 }
@@ -120,6 +123,7 @@ async fn read_state(
             out.push(DesiredLease {
                 lease_id: lease.id.into(),
                 state: LeaseState::parse("state", &lease.state).unwrap_or(LeaseState::Scheduled),
+                ends_at: lease.ends_at,
                 instances: Vec::new(),
             });
             out.len() - 1

@@ -101,6 +101,7 @@ pub async fn desired_state(
             .map(|l| wire::DesiredLease {
                 lease_id: l.lease_id.0,
                 state: l.state.as_str().into(),
+                ends_at: l.ends_at,
                 instances: l
                     .instances
                     .into_iter()

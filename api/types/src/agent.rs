@@ -124,6 +124,9 @@ pub struct DesiredLease {
     pub lease_id: Uuid,
     /// `scheduled` (create), `active` (keep) or `releasing` (tear down).
     pub state: String,
+    /// When the lease reaches its duration (set once active); cut off from the control
+    /// plane, the agent keeps the lease until then.
+    pub ends_at: Option<DateTime<Utc>>,
     /// Its instances on this node.
     pub instances: Vec<DesiredInstance>,
 }
