@@ -2,6 +2,9 @@
 //! that follows the `aion-mig` rules exactly. Calls are synchronous (NVML is a blocking C
 //! library; the simulator is in memory); the reconcile loop runs one at a time.
 
+mod os_process;
+pub mod sim;
+
 use crate::Result;
 use aion_mig::{GpuModel, ProfileId};
 
