@@ -2,6 +2,7 @@
 //! that follows the `aion-mig` rules exactly. Calls are synchronous (NVML is a blocking C
 //! library; the simulator is in memory); the reconcile loop runs one at a time.
 
+pub mod nvml;
 mod os_process;
 pub mod sim;
 
