@@ -4,5 +4,6 @@
 
 pub mod backend;
 pub mod error;
+pub mod plan;
 
 pub use error::{Error, Result};
