@@ -3,7 +3,10 @@
 //! stops everything else and reports status and usage.
 
 pub mod backend;
+pub mod client;
+pub mod config;
 pub mod error;
 pub mod plan;
+pub mod reconcile;
 
 pub use error::{Error, Result};
