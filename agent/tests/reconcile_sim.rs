@@ -184,3 +184,37 @@ async fn without_a_credential_or_join_token_the_agent_says_so() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_loop_keeps_reconciling_offline_with_backoff_and_stops_on_shutdown() -> TestResult {
+    let b = sim();
+    let dir = state_dir();
+    CredentialStore::new(&dir).save(&Credential {
+        node_id: Uuid::new_v4(),
+        secret: "aionnode_test".into(),
+        expires_at: Utc::now() + Duration::days(1),
+        renew_after: Utc::now() + Duration::hours(12),
+    })?;
+    let mut config = AgentConfig::new("http://127.0.0.1:9", &dir);
+    config.backoff_min = std::time::Duration::from_millis(10);
+    config.backoff_max = std::time::Duration::from_millis(50);
+    let a = Arc::new(Agent::new(config, b)?);
+    let mut progress = a.progress();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn({
+        let a = Arc::clone(&a);
+        async move { a.run(shutdown).await }
+    });
+
+    let seen = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        progress.wait_for(|p| p.reconciles >= 3),
+    )
+    .await??
+    .clone();
+    assert!(!seen.online);
+    assert!(seen.node_id.is_some());
+    stop.send(true)?;
+    tokio::time::timeout(std::time::Duration::from_secs(10), running).await???;
+    Ok(())
+}
