@@ -241,13 +241,15 @@ fn is_live(lease: &KnownLease, ctx: &PlanContext<'_>) -> bool {
         && (ctx.online || lease.ends_at.is_none_or(|end| end > ctx.now))
 }
 
-/// Computes the actions that move the observed node toward the desired state.
-pub fn plan(desired: &Desired, observed: &Observed<'_>, ctx: &PlanContext<'_>) -> Plan {
-    // Slots of live leases, and slots some non-live lease claims: a slot claimed by both
-    // (a releasing lease's slice reassigned) is torn down first, so a new tenant never
-    // inherits the old tenant's device and processes.
-    let mut live: BTreeMap<Slot, (Uuid, Uuid)> = BTreeMap::new();
-    let mut dead: BTreeSet<Slot> = BTreeSet::new();
+/// Live leases' slots (slot → lease, placement) and slots some non-live lease claims.
+type Claims = (BTreeMap<Slot, (Uuid, Uuid)>, BTreeSet<Slot>);
+
+/// A present instance at a slot claimed by both a live and a non-live lease (a
+/// releasing lease's slice given to someone else) is not adopted: it is torn down and
+/// created again, so a new tenant never inherits the old tenant's device and processes.
+fn claims(desired: &Desired, ctx: &PlanContext<'_>) -> Claims {
+    let mut live = BTreeMap::new();
+    let mut dead = BTreeSet::new();
     for lease in &desired.leases {
         let keep = is_live(lease, ctx);
         for w in &lease.instances {
@@ -259,8 +261,57 @@ pub fn plan(desired: &Desired, observed: &Observed<'_>, ctx: &PlanContext<'_>) -
             }
         }
     }
-    let keeps = |slot: &Slot| live.contains_key(slot) && !dead.contains(slot);
+    (live, dead)
+}
 
+/// TERM for processes not yet signalled, KILL once the grace period is over.
+fn stop_signals(
+    processes: &[ProcessInfo],
+    kept_devices: &BTreeSet<&str>,
+    ctx: &PlanContext<'_>,
+) -> Vec<Action> {
+    let mut signals: Vec<(u32, Action)> = processes
+        .iter()
+        .filter(|p| !kept_devices.contains(p.mig_device_uuid.as_str()))
+        .filter_map(|p| {
+            let signal = match ctx.term_sent.get(&p.pid) {
+                None => StopSignal::Term,
+                Some(at) if ctx.now - *at >= ctx.kill_grace => StopSignal::Kill,
+                Some(_) => return None,
+            };
+            let action = Action::Signal {
+                pid: p.pid,
+                mig_device_uuid: p.mig_device_uuid.clone(),
+                signal,
+            };
+            Some((p.pid, action))
+        })
+        .collect();
+    signals.sort_by_key(|(pid, _)| *pid);
+    signals.into_iter().map(|(_, a)| a).collect()
+}
+
+/// Each GPU's MIG state once `destroyed` is gone.
+fn states_after<'a>(
+    instances: &'a [InstanceInfo],
+    destroyed: &BTreeSet<Slot>,
+) -> HashMap<&'a str, GpuState> {
+    let mut gpus: HashMap<&str, GpuState> = HashMap::new();
+    for inst in instances {
+        let slot = Slot::of(inst);
+        let state = gpus.entry(inst.gpu_uuid.as_str()).or_default();
+        if !destroyed.contains(&slot) {
+            // An instance the tables do not know cannot be accounted; the GPU itself
+            // refuses a create that would overlap it.
+            let _ = state.place(slot.profile, slot.start);
+        }
+    }
+    gpus
+}
+
+/// Computes the actions that move the observed node toward the desired state.
+pub fn plan(desired: &Desired, observed: &Observed<'_>, ctx: &PlanContext<'_>) -> Plan {
+    let (live, dead) = claims(desired, ctx);
     let mut out = Plan::default();
     let mut by_device: HashMap<&str, Vec<u32>> = HashMap::new();
     for p in observed.processes {
@@ -271,92 +322,24 @@ pub fn plan(desired: &Desired, observed: &Observed<'_>, ctx: &PlanContext<'_>) -
     }
 
     let mut kept_devices: BTreeSet<&str> = BTreeSet::new();
-    let mut present: BTreeSet<Slot> = BTreeSet::new();
-    let mut destroys = Vec::new();
+    let mut destroys = BTreeMap::new();
     for inst in observed.instances {
         let slot = Slot::of(inst);
-        if keeps(&slot) {
+        if let Some((lease, _)) = live.get(&slot).filter(|_| !dead.contains(&slot)) {
             kept_devices.insert(inst.mig_device_uuid.as_str());
-            if let Some((lease, _)) = live.get(&slot) {
-                out.adopted.push((slot.clone(), *lease));
-            }
-            present.insert(slot);
+            out.adopted.push((slot, *lease));
         } else if let Some(pids) = by_device.get(inst.mig_device_uuid.as_str()) {
             let mut pids = pids.clone();
             pids.sort_unstable();
             out.held.push(Hold::AwaitingExit { slot, pids });
         } else {
-            destroys.push((slot, inst.mig_device_uuid.clone()));
+            destroys.insert(slot, inst.mig_device_uuid.clone());
         }
     }
+    out.actions = stop_signals(observed.processes, &kept_devices, ctx);
 
-    let mut signals = Vec::new();
-    for p in observed.processes {
-        if kept_devices.contains(p.mig_device_uuid.as_str()) {
-            continue;
-        }
-        let signal = match ctx.term_sent.get(&p.pid) {
-            None => Some(StopSignal::Term),
-            Some(at) if ctx.now - *at >= ctx.kill_grace => Some(StopSignal::Kill),
-            Some(_) => None,
-        };
-        if let Some(signal) = signal {
-            signals.push(Action::Signal {
-                pid: p.pid,
-                mig_device_uuid: p.mig_device_uuid.clone(),
-                signal,
-            });
-        }
-    }
-    signals.sort_by_key(|a| match a {
-        Action::Signal { pid, .. } => *pid,
-        _ => 0,
-    });
-
-    // GPU states after the destroys, to place the creates.
-    let mut gpus: HashMap<&str, GpuState> = HashMap::new();
-    let destroyed: BTreeSet<&Slot> = destroys.iter().map(|(s, _)| s).collect();
-    for inst in observed.instances {
-        let slot = Slot::of(inst);
-        let state = gpus.entry(inst.gpu_uuid.as_str()).or_default();
-        if !destroyed.contains(&slot) {
-            // An instance the tables do not know cannot be accounted; the GPU itself
-            // refuses a create that would overlap it.
-            let _ = state.place(slot.profile, slot.start);
-        }
-    }
-
-    let mut creates = Vec::new();
-    for (slot, (lease_id, placement_id)) in &live {
-        // An instance still in the way (processes not yet gone) keeps its place in
-        // `gpus`, so the create below waits as `Blocked`.
-        if present.contains(slot) {
-            continue;
-        }
-        if !ctx.online {
-            out.held.push(Hold::Offline {
-                slot: slot.clone(),
-                lease_id: *lease_id,
-            });
-            continue;
-        }
-        let state = gpus.entry(slot.gpu_uuid.as_str()).or_default();
-        if state.place(slot.profile, slot.start).is_ok() {
-            creates.push(Action::Create {
-                slot: slot.clone(),
-                lease_id: *lease_id,
-                placement_id: *placement_id,
-            });
-        } else {
-            out.held.push(Hold::Blocked {
-                slot: slot.clone(),
-                lease_id: *lease_id,
-            });
-        }
-    }
-
-    destroys.sort();
-    out.actions = signals;
+    let destroyed: BTreeSet<Slot> = destroys.keys().cloned().collect();
+    let mut gpus = states_after(observed.instances, &destroyed);
     out.actions.extend(
         destroys
             .into_iter()
@@ -365,6 +348,39 @@ pub fn plan(desired: &Desired, observed: &Observed<'_>, ctx: &PlanContext<'_>) -
                 mig_device_uuid,
             }),
     );
+    let adopted: BTreeSet<&Slot> = out.adopted.iter().map(|(s, _)| s).collect();
+    let mut creates = Vec::new();
+    for (slot, &(lease_id, placement_id)) in &live {
+        if adopted.contains(slot) {
+            continue;
+        }
+        let hold = if !ctx.online {
+            Hold::Offline {
+                slot: slot.clone(),
+                lease_id,
+            }
+        } else if gpus
+            .entry(slot.gpu_uuid.as_str())
+            .or_default()
+            .place(slot.profile, slot.start)
+            .is_ok()
+        {
+            creates.push(Action::Create {
+                slot: slot.clone(),
+                lease_id,
+                placement_id,
+            });
+            continue;
+        } else {
+            // Still taken (processes on the instance in the way not yet gone), or a
+            // placement the GPU would refuse: wait for a later reconcile.
+            Hold::Blocked {
+                slot: slot.clone(),
+                lease_id,
+            }
+        };
+        out.held.push(hold);
+    }
     out.actions.extend(creates);
     out
 }
