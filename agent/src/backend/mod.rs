@@ -91,8 +91,12 @@ pub trait GpuBackend: Send + Sync {
     fn instances(&self) -> Result<Vec<InstanceInfo>>;
     /// Creates a GPU instance of `profile` at `start` on `gpu_uuid` with one compute
     /// instance spanning it; refused where the hardware would refuse it.
-    fn create_instance(&self, gpu_uuid: &str, profile: ProfileId, start: u8)
-    -> Result<InstanceInfo>;
+    fn create_instance(
+        &self,
+        gpu_uuid: &str,
+        profile: ProfileId,
+        start: u8,
+    ) -> Result<InstanceInfo>;
     /// Destroys the instance of `profile` at `start`; refused while processes run on it.
     fn destroy_instance(&self, gpu_uuid: &str, profile: ProfileId, start: u8) -> Result<()>;
     /// Processes running on MIG devices.
