@@ -39,6 +39,9 @@ pub struct AgentConfig {
     /// Time limit of a request (the long-poll gets its wait on top).
     #[serde(default = "defaults::request_timeout", with = "secs")]
     pub request_timeout: Duration,
+    /// Directory of the CDI specs written per live lease (`/etc/cdi`); none: not written.
+    #[serde(default)]
+    pub cdi_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -55,6 +58,7 @@ impl AgentConfig {
             backoff_min: defaults::backoff_min(),
             backoff_max: defaults::backoff_max(),
             request_timeout: defaults::request_timeout(),
+            cdi_dir: None,
         }
     }
 

@@ -3,9 +3,11 @@
 //! stops everything else and reports status and usage.
 
 pub mod backend;
+pub mod cdi;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod plan;
 pub mod reconcile;
 

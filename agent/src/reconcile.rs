@@ -335,6 +335,7 @@ impl Agent {
             .map_err(|e| Error::Backend(format!("reconcile task: {e}")))?;
             st.term_sent = term_sent;
             let applied = applied?;
+            apply::publish(&self.backend, &self.config, &st.desired).await;
             tracing::Span::current().record("actions", applied.actions);
             if report {
                 let cred = self.ensure_credential(&mut st).await?;

@@ -3,7 +3,7 @@
 //! library; the simulator is in memory); the reconcile loop runs one at a time.
 
 pub mod nvml;
-mod os_process;
+pub(crate) mod os_process;
 pub mod sim;
 
 use crate::Result;
@@ -105,4 +105,11 @@ pub trait GpuBackend: Send + Sync {
     fn signal(&self, pid: u32, signal: StopSignal) -> Result<()>;
     /// Power, utilisation, memory and health of every GPU.
     fn sample(&self) -> Result<Vec<GpuSample>>;
+    /// Tracks OS process `pid`, started by `aion agent exec` on a MIG device, as a
+    /// process of that device. A real driver lists CUDA processes by itself, so the
+    /// default does nothing; the simulator records it.
+    fn track_workload(&self, mig_device_uuid: &str, pid: u32) -> Result<()> {
+        let _ = (mig_device_uuid, pid);
+        Ok(())
+    }
 }

@@ -137,6 +137,14 @@ impl GpuBackend for SimBackend {
     fn sample(&self) -> Result<Vec<GpuSample>> {
         self.node()?.sample()
     }
+
+    fn track_workload(&self, mig_device_uuid: &str, pid: u32) -> Result<()> {
+        let mut node = self.node()?;
+        if node.processes().iter().any(|p| p.pid == pid) {
+            return Ok(());
+        }
+        node.attach(mig_device_uuid, pid, 0, false)
+    }
 }
 
 /// NVML product name and total memory (MiB, as `nvidia-smi` reports it) of a model.

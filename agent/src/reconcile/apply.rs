@@ -1,13 +1,21 @@
 //! The thin executor: reads the backend, computes the [`plan`](crate::plan::plan),
 //! applies its steps one by one and builds the status report. Synchronous, run on a
-//! blocking thread by the loop.
+//! blocking thread by the loop. After each reconcile, [`publish`] tells the node what
+//! it now runs: each live lease's MIG devices (for `aion agent exec`), CDI specs, and
+//! the workloads `exec` started (tracked, or stopped once their lease is gone).
 
-use crate::Result;
 use crate::backend::{GpuBackend, StopSignal};
-use crate::plan::{Action, Desired, Hold, Observed, PlanContext, plan};
-use aion_api_types::{GpuHealth, ReportedInstance, StatusReport};
+use crate::cdi::{self, MigDevice};
+use crate::config::AgentConfig;
+use crate::exec::{self, LeaseDevices, NodeDevices};
+use crate::plan::{Action, Desired, Hold, LeasePhase, Observed, PlanContext, Slot, plan};
+use crate::{Error, Result};
+use aion_api_types::{DesiredState, GpuHealth, ReportedInstance, StatusReport};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
 
 /// What one reconcile did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -130,4 +138,177 @@ pub fn status_report(backend: &dyn GpuBackend) -> Result<StatusReport> {
         }
     };
     Ok(StatusReport { instances, gpus })
+}
+
+/// After a reconcile: publishes the live leases' devices and CDI specs and tends the
+/// workloads of `aion agent exec`. Failures are logged; they never fail the reconcile.
+pub async fn publish(
+    backend: &Arc<dyn GpuBackend>,
+    config: &AgentConfig,
+    desired: &Option<(DesiredState, Desired)>,
+) {
+    let Some((_, desired)) = desired.clone() else {
+        return;
+    };
+    let backend = Arc::clone(backend);
+    let state_dir = config.state_dir.clone();
+    let cdi_dir = config.cdi_dir.clone();
+    let grace = Duration::from_std(config.kill_grace).unwrap_or(Duration::seconds(10));
+    let done = tokio::task::spawn_blocking(move || {
+        publish_now(
+            &*backend,
+            &desired,
+            &state_dir,
+            cdi_dir.as_deref(),
+            Utc::now(),
+            grace,
+        )
+    })
+    .await
+    .map_err(|e| Error::Backend(format!("publish task: {e}")));
+    if let Err(e) = done.and_then(|r| r) {
+        tracing::warn!(error = %e, "publishing the node's devices failed");
+    }
+}
+
+/// The live leases whose instances are all present: lease → (end, devices).
+type LiveDevices = BTreeMap<Uuid, (Option<DateTime<Utc>>, Vec<MigDevice>)>;
+
+/// [`publish`], synchronously.
+pub fn publish_now(
+    backend: &dyn GpuBackend,
+    desired: &Desired,
+    state_dir: &Path,
+    cdi_dir: Option<&Path>,
+    now: DateTime<Utc>,
+    kill_grace: Duration,
+) -> Result<()> {
+    let live = live_devices(backend, desired, now)?;
+    exec::write_devices(
+        state_dir,
+        &NodeDevices {
+            revision: desired.revision,
+            written_at: now,
+            leases: live
+                .iter()
+                .map(|(lease, (ends_at, devices))| LeaseDevices {
+                    lease_id: *lease,
+                    ends_at: *ends_at,
+                    mig_device_uuids: devices.iter().map(|d| d.uuid.clone()).collect(),
+                })
+                .collect(),
+        },
+    )?;
+    if let Some(dir) = cdi_dir {
+        let specs = live.iter().map(|(l, (_, d))| (*l, d.clone())).collect();
+        cdi::sync(dir, &specs).map_err(|source| Error::State {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    tend_workloads(backend, state_dir, &live, now, kill_grace);
+    Ok(())
+}
+
+fn live_devices(
+    backend: &dyn GpuBackend,
+    desired: &Desired,
+    now: DateTime<Utc>,
+) -> Result<LiveDevices> {
+    let index: HashMap<String, u32> = backend
+        .inventory()?
+        .into_iter()
+        .map(|g| (g.uuid, g.index))
+        .collect();
+    let present: HashMap<Slot, MigDevice> = backend
+        .instances()?
+        .into_iter()
+        .map(|i| {
+            let gpu_index = index.get(&i.gpu_uuid).copied().unwrap_or_default();
+            (
+                Slot::of(&i),
+                MigDevice {
+                    uuid: i.mig_device_uuid,
+                    gpu_index,
+                },
+            )
+        })
+        .collect();
+    let mut live = LiveDevices::new();
+    for lease in &desired.leases {
+        if lease.phase == LeasePhase::Releasing || lease.ends_at.is_some_and(|end| end <= now) {
+            continue;
+        }
+        let devices: Option<Vec<MigDevice>> = lease
+            .instances
+            .iter()
+            .map(|w| present.get(&w.slot).cloned())
+            .collect();
+        if let Some(devices) = devices.filter(|d| !d.is_empty()) {
+            live.insert(lease.lease_id, (lease.ends_at, devices));
+        }
+    }
+    Ok(live)
+}
+
+/// Workloads of live leases are tracked by the backend (the simulator lists them on
+/// their device); workloads whose lease is no longer live here and that the backend does
+/// not list (so the plan cannot stop them) get TERM, then KILL after the grace.
+fn tend_workloads(
+    backend: &dyn GpuBackend,
+    state_dir: &Path,
+    live: &LiveDevices,
+    now: DateTime<Utc>,
+    kill_grace: Duration,
+) {
+    let workloads = exec::read_workloads(state_dir);
+    if workloads.is_empty() {
+        return;
+    }
+    let listed: HashSet<u32> = match backend.processes() {
+        Ok(p) => p.into_iter().map(|p| p.pid).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list GPU processes; workloads left as they are");
+            return;
+        }
+    };
+    for mut w in workloads {
+        if !w.is_running() {
+            exec::forget_workload(state_dir, w.pid);
+            continue;
+        }
+        let devices = live.get(&w.lease_id).map(|(_, d)| d);
+        let on_live = devices.is_some_and(|d| {
+            w.mig_device_uuids
+                .iter()
+                .all(|u| d.iter().any(|dev| &dev.uuid == u))
+        });
+        if on_live {
+            if let (false, Some(device)) = (listed.contains(&w.pid), w.mig_device_uuids.first())
+                && let Err(e) = backend.track_workload(device, w.pid)
+            {
+                tracing::warn!(error = %e, pid = w.pid, lease = %w.lease_id, "cannot track workload");
+            }
+            continue;
+        }
+        if listed.contains(&w.pid) {
+            continue; // on a device: the plan stops it
+        }
+        let signal = match w.term_sent_at {
+            None => StopSignal::Term,
+            Some(at) if now - at >= kill_grace => StopSignal::Kill,
+            Some(_) => continue,
+        };
+        tracing::info!(pid = w.pid, lease = %w.lease_id, ?signal, "stopping a workload whose lease is not live here");
+        match w.os().signal(signal) {
+            Ok(_) if signal == StopSignal::Term => {
+                w.term_sent_at = Some(now);
+                if let Err(e) = exec::write_workload(state_dir, &w) {
+                    tracing::warn!(error = %e, pid = w.pid, "cannot update workload file");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, pid = w.pid, "cannot signal workload"),
+        }
+    }
 }
