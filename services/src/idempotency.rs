@@ -29,6 +29,11 @@ impl IdempotencyKey {
         }
         Ok(Self(raw.to_owned()))
     }
+
+    /// The key as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// What [`claim`] found.

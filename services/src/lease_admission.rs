@@ -51,7 +51,7 @@ fn live() -> Vec<&'static str> {
 }
 
 /// `SUM(expr)` over live leases matching `scope`, as an i64 on both engines.
-async fn live_sum(txn: &impl ConnectionTrait, scope: Condition, expr: &str) -> Result<i64> {
+pub(crate) async fn live_sum(txn: &impl ConnectionTrait, scope: Condition, expr: &str) -> Result<i64> {
     let sum: Option<i64> = leases::Entity::find()
         .select_only()
         .column_as(
@@ -123,6 +123,28 @@ async fn within(
     ask: &Ask<'_>,
     name: &str,
 ) -> Result<()> {
+    main_cap(caps, held, ask, name)?;
+    if let Some(max) = caps.per_profile.get(ask.profile) {
+        let of_profile = scope.clone().add(leases::Column::Profile.eq(ask.profile));
+        let count = live_sum(txn, of_profile, "count").await?;
+        profile_cap(*max, count, ask, name)?;
+    }
+    if let Some(site) = ask.site
+        && let Some(max) = caps.per_site.get(site)
+    {
+        let at_site = live_sum(
+            txn,
+            scope.add(leases::Column::Site.eq(site)),
+            "compute_slices",
+        )
+        .await?;
+        site_cap(*max, at_site, ask, site, name)?;
+    }
+    Ok(())
+}
+
+/// The guaranteed or preemptible cap of `caps`, with `held` compute slices already held.
+pub(crate) fn main_cap(caps: &QuotaLimits, held: i64, ask: &Ask<'_>, name: &str) -> Result<()> {
     let (cap, kind) = if ask.preemptible {
         (caps.max_preemptible_compute_slices, "preemptible")
     } else {
@@ -134,30 +156,32 @@ async fn within(
             ask.compute_slices
         )));
     }
-    if let Some(max) = caps.per_profile.get(ask.profile) {
-        let of_profile = scope.clone().add(leases::Column::Profile.eq(ask.profile));
-        let count = live_sum(txn, of_profile, "count").await?;
-        if count + ask.count > *max {
-            return Err(Error::QuotaExceeded(format!(
-                "the {name} holds {count} of at most {max} {} instances",
-                ask.profile
-            )));
-        }
+    Ok(())
+}
+
+/// A per-profile cap of at most `max` instances, with `count` already held.
+pub(crate) fn profile_cap(max: i64, count: i64, ask: &Ask<'_>, name: &str) -> Result<()> {
+    if count + ask.count > max {
+        return Err(Error::QuotaExceeded(format!(
+            "the {name} holds {count} of at most {max} {} instances",
+            ask.profile
+        )));
     }
-    if let Some(site) = ask.site
-        && let Some(max) = caps.per_site.get(site)
-    {
-        let at_site = live_sum(
-            txn,
-            scope.add(leases::Column::Site.eq(site)),
-            "compute_slices",
-        )
-        .await?;
-        if at_site + ask.compute_slices > *max {
-            return Err(Error::QuotaExceeded(format!(
-                "the {name} holds {at_site} of at most {max} compute slices at site {site}"
-            )));
-        }
+    Ok(())
+}
+
+/// A per-site cap of at most `max` compute slices, with `at_site` already held there.
+pub(crate) fn site_cap(
+    max: i64,
+    at_site: i64,
+    ask: &Ask<'_>,
+    site: &str,
+    name: &str,
+) -> Result<()> {
+    if at_site + ask.compute_slices > max {
+        return Err(Error::QuotaExceeded(format!(
+            "the {name} holds {at_site} of at most {max} compute slices at site {site}"
+        )));
     }
     Ok(())
 }
@@ -177,6 +201,21 @@ pub async fn valid_grants(
         .await?)
 }
 
+/// The grants of `valid` on the lease's GPU model; refused when there is none.
+pub(crate) fn candidates_on_model<'g>(
+    valid: &'g [grants::Model],
+    ask: &Ask<'_>,
+) -> Result<Vec<&'g grants::Model>> {
+    let model = ask.gpu_model.to_string();
+    let candidates: Vec<_> = valid.iter().filter(|g| g.gpu_model == model).collect();
+    if candidates.is_empty() {
+        return Err(Error::BudgetExhausted(format!(
+            "the project has no grant valid now on {model}"
+        )));
+    }
+    Ok(candidates)
+}
+
 /// Picks the grant that funds the lease among `valid` (see [`valid_grants`]): on its GPU
 /// model, with at least the hold left (used = holds of live leases + charges of ended
 /// ones, summed per grant in one query), the one ending first.
@@ -185,13 +224,7 @@ pub async fn pick_grant(
     valid: &[grants::Model],
     ask: &Ask<'_>,
 ) -> Result<GrantId> {
-    let model = ask.gpu_model.to_string();
-    let candidates: Vec<_> = valid.iter().filter(|g| g.gpu_model == model).collect();
-    if candidates.is_empty() {
-        return Err(Error::BudgetExhausted(format!(
-            "the project has no grant valid now on {model}"
-        )));
-    }
+    let candidates = candidates_on_model(valid, ask)?;
     let used: Vec<(uuid::Uuid, i64)> = leases::Entity::find()
         .select_only()
         .column(leases::Column::GrantId)
@@ -204,13 +237,23 @@ pub async fn pick_grant(
         .into_tuple()
         .all(txn)
         .await?;
+    choose_grant(
+        &candidates,
+        |g| used.iter().find(|(id, _)| *id == g).map_or(0, |(_, u)| *u),
+        ask,
+    )
+}
+
+/// Among `candidates` (valid, on the lease's model, the one ending first first), the first
+/// with at least the hold left; `spent` gives what a grant has used and held so far.
+pub(crate) fn choose_grant(
+    candidates: &[&grants::Model],
+    spent: impl Fn(uuid::Uuid) -> i64,
+    ask: &Ask<'_>,
+) -> Result<GrantId> {
     let mut best_left = 0;
     for grant in candidates {
-        let spent = used
-            .iter()
-            .find(|(g, _)| *g == grant.id)
-            .map_or(0, |(_, u)| *u);
-        let left = grant.slice_seconds - spent;
+        let left = grant.slice_seconds - spent(grant.id);
         if left >= ask.hold {
             return Ok(GrantId(grant.id));
         }

@@ -19,8 +19,7 @@ use crate::values::Slug;
 use aion_mig::GpuModel;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -116,6 +115,31 @@ pub struct NewLease {
 }
 
 impl NewLease {
+    /// Profile name as asked.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// Instances.
+    pub fn count(&self) -> i64 {
+        self.count
+    }
+
+    /// Site constraint.
+    pub fn site(&self) -> Option<&str> {
+        self.site.as_deref()
+    }
+
+    /// Whether it may be preempted.
+    pub fn preemptible(&self) -> bool {
+        self.preemptible
+    }
+
+    /// Requested duration in seconds.
+    pub fn duration_s(&self) -> i64 {
+        self.duration_s
+    }
+
     /// Validates what can be checked without the project (the model may come from its grant).
     pub fn parse(
         profile: &str,
@@ -219,7 +243,7 @@ async fn with_placements(db: &impl ConnectionTrait, m: leases::Model) -> Result<
 
 /// May use the project's resources: project members and leads, organisation admins,
 /// platform admins.
-fn can_use(caller: &Caller, org: OrganizationId, project: ProjectId) -> bool {
+pub(crate) fn can_use(caller: &Caller, org: OrganizationId, project: ProjectId) -> bool {
     caller.can_admin_org(org)
         || matches!(
             caller.project_role(project),
@@ -229,7 +253,10 @@ fn can_use(caller: &Caller, org: OrganizationId, project: ProjectId) -> bool {
 
 /// The lease's GPU model: as asked, or that of the project's grant valid now that ends
 /// first.
-fn resolve_model(valid: &[crate::entities::grants::Model], cmd: &NewLease) -> Result<GpuModel> {
+pub(crate) fn resolve_model(
+    valid: &[crate::entities::grants::Model],
+    cmd: &NewLease,
+) -> Result<GpuModel> {
     if let Some(m) = &cmd.gpu_model {
         return crate::values::parse_gpu_model("gpu_model", m);
     }
@@ -243,9 +270,23 @@ fn resolve_model(valid: &[crate::entities::grants::Model], cmd: &NewLease) -> Re
 }
 
 /// Admits a lease: quota and budget checked and held in the same transaction that records
-/// it as `pending`; the scheduler is woken after commit.
+/// it as `pending`; the scheduler is woken after commit. Concurrent requests are admitted
+/// together in one transaction (see `lease_batch`).
 #[tracing::instrument(skip_all, err, fields(project_id = %project_id))]
 pub async fn create(
+    svc: &Services,
+    caller: &Caller,
+    project_id: ProjectId,
+    cmd: NewLease,
+    idem: Option<&IdempotencyKey>,
+) -> Result<Lease> {
+    svc.admission
+        .admit(svc, caller, project_id, cmd, idem)
+        .await
+}
+
+/// The one-lease admission: the reference the batched path follows, and its fallback.
+pub(crate) async fn create_one(
     svc: &Services,
     caller: &Caller,
     project_id: ProjectId,
@@ -280,8 +321,46 @@ pub async fn create(
     admission::lock_org(&txn, org).await?;
     admission::check_quota(&txn, org, project_id, &ask).await?;
     let grant = admission::pick_grant(&txn, &valid_grants, &ask).await?;
-    let model_row = leases::ActiveModel {
-        id: Set(LeaseId::new().0),
+    let row = pending_row(
+        LeaseId::new(),
+        project_id,
+        org,
+        grant,
+        &profile,
+        model,
+        &cmd,
+        compute_slices,
+        ask.hold,
+        caller,
+        now,
+    )?;
+    let lease = pending_lease(&row)?;
+    leases::Entity::insert(row).exec(&txn).await?;
+    audit::append(&txn, now, caller, created_record(&lease, grant)).await?;
+    idempotency::finish(&txn, slot, &lease).await?;
+    txn.commit().await?;
+    svc.events.lease_changed();
+    svc.events.wake_scheduler();
+    Ok(lease)
+}
+
+/// The row of a newly admitted, pending lease.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pending_row(
+    id: LeaseId,
+    project_id: ProjectId,
+    org: OrganizationId,
+    grant: GrantId,
+    profile: &aion_mig::Profile,
+    model: GpuModel,
+    cmd: &NewLease,
+    compute_slices: i64,
+    hold: i64,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<leases::ActiveModel> {
+    Ok(leases::ActiveModel {
+        id: Set(id.0),
         project_id: Set(project_id.0),
         organization_id: Set(org.0),
         grant_id: Set(Some(grant.0)),
@@ -296,7 +375,7 @@ pub async fn create(
         duration_s: Set(cmd.duration_s),
         state: Set(LeaseState::Pending.as_str().to_owned()),
         state_reason: Set(None),
-        held_slice_seconds: Set(ask.hold),
+        held_slice_seconds: Set(hold),
         charged_slice_seconds: Set(0),
         created_by: Set(caller.actor.key()),
         created_at: Set(now),
@@ -306,25 +385,27 @@ pub async fn create(
         ended_at: Set(None),
         ends_at: Set(None),
         updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    let lease = lease_of(model_row, Vec::new())?;
-    audit::append(&txn, now, caller, Record {
+    })
+}
+
+/// The lease a [`pending_row`] describes.
+pub(crate) fn pending_lease(row: &leases::ActiveModel) -> Result<Lease> {
+    let model = leases::Model::try_from(row.clone())
+        .map_err(|e| Error::Internal(format!("incomplete lease row: {e}")))?;
+    lease_of(model, Vec::new())
+}
+
+/// The audit record of a lease's admission.
+pub(crate) fn created_record(lease: &Lease, grant: GrantId) -> Record {
+    Record {
         action: "lease.create",
         target_kind: "lease",
         target_id: lease.id.to_string(),
-        organization_id: Some(org),
-        project_id: Some(project_id),
+        organization_id: Some(lease.organization_id),
+        project_id: Some(lease.project_id),
         details: json!({"profile": lease.profile, "gpu_model": lease.gpu_model, "count": lease.count,
             "preemptible": lease.preemptible, "duration_s": lease.duration_s, "grant_id": grant}),
-    })
-    .await?;
-    idempotency::finish(&txn, slot, &lease).await?;
-    txn.commit().await?;
-    svc.events.lease_changed();
-    svc.events.wake_scheduler();
-    Ok(lease)
+    }
 }
 
 async fn load_visible(

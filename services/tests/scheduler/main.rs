@@ -111,6 +111,7 @@ async fn services(url: &str, clock: &Clock) -> Services {
         clock: clock.clone(),
         oidc: Arc::new(OidcVerifier::new(vec![], 0, clock.clone()).unwrap()),
         events: Arc::default(),
+        admission: Arc::default(),
     }
 }
 
