@@ -24,6 +24,7 @@ pub mod identity;
 pub mod ids;
 pub mod join_tokens;
 pub mod lease_admission;
+pub mod lease_batch;
 pub mod lease_lifecycle;
 pub mod lease_batch;
 pub mod lease_state;
@@ -61,6 +62,8 @@ pub struct Services {
     pub oidc: Arc<oidc::OidcVerifier>,
     /// Change notices that wake long-polls and the scheduler.
     pub events: Arc<events::Events>,
+    /// Queue of lease admissions, committed in batches (see [`lease_batch`]).
+    pub admission: Arc<lease_batch::AdmissionQueue>,
 }
 
 impl Services {
