@@ -75,9 +75,9 @@ impl Application {
             clock,
             oidc: Arc::new(oidc),
             events: Arc::default(),
+            admission: Arc::default(),
         };
         let admin_token_path = config.data_dir.join("admin-token");
-            admission: Arc::default(),
         let bootstrap_token = bootstrap::admin_token_if_empty(&services).await?;
         if let Some(token) = &bootstrap_token {
             write_secret_file(&admin_token_path, token)?;
@@ -145,6 +145,7 @@ pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
         clock,
         oidc: Arc::new(oidc),
         events: Arc::default(),
+        admission: Arc::default(),
     })
 }
 
@@ -174,7 +175,6 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        admission: Arc::default(),
         .with_context(|| format!("writing {}", path.display()))?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     writeln!(file, "{secret}")?;
