@@ -26,7 +26,6 @@ pub mod join_tokens;
 pub mod lease_admission;
 pub mod lease_batch;
 pub mod lease_lifecycle;
-pub mod lease_batch;
 pub mod lease_state;
 pub mod leases;
 pub mod members;
@@ -67,8 +66,6 @@ pub struct Services {
 }
 
 impl Services {
-    /// Queue of lease admissions, committed in batches (see [`lease_batch`]).
-    pub admission: Arc<lease_batch::AdmissionQueue>,
     /// Starts a read-write transaction (see [`db::write_txn`]).
     pub async fn write_txn(&self) -> Result<DatabaseTransaction> {
         db::write_txn(&self.db).await
