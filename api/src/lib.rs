@@ -51,6 +51,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::nodes::create_join_token, routes::nodes::list_join_tokens, routes::nodes::revoke_join_token,
         routes::nodes::list, routes::nodes::get, routes::nodes::cordon, routes::nodes::uncordon, routes::nodes::drain,
         routes::agent::register, routes::agent::renew, routes::agent::desired_state, routes::agent::status,
+        routes::usage::report_usage, routes::usage::report_events, routes::usage::project, routes::usage::lease,
     ),
     tags(
         (name = "organizations", description = "Consortium members and allocators"),
@@ -63,6 +64,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         (name = "quotas", description = "Caps on what organisations and projects hold at once"),
         (name = "nodes", description = "The node registry: join tokens, nodes, cordon and drain"),
         (name = "agent", description = "The node agent protocol (node credentials only)"),
+        (name = "usage", description = "Measured usage of projects and leases"),
     )
 )]
 pub struct ApiDoc;
@@ -165,6 +167,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(agent::renew)
     .service(agent::desired_state)
     .service(agent::status)
+    .service(usage::report_usage)
+    .service(usage::report_events)
+    .service(usage::project)
+    .service(usage::lease)
     .service(SwaggerUi::new("/v1/docs/{_:.*}").url("/v1/openapi.json", ApiDoc::openapi()));
 }
 

@@ -7,6 +7,7 @@ mod m20261125_000001_tenancy;
 mod m20261125_000002_allocation;
 mod m20261125_000003_leases_nodes;
 mod m20261125_000004_audit_inbox;
+mod m20261125_000005_usage;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_allocation::Migration),
             Box::new(m20261125_000003_leases_nodes::Migration),
             Box::new(m20261125_000004_audit_inbox::Migration),
+            Box::new(m20261125_000005_usage::Migration),
         ]
     }
 }

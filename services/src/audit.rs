@@ -270,3 +270,29 @@ pub async fn verify(db: &impl ConnectionTrait) -> Result<Verification> {
         problem: None,
     })
 }
+
+/// Records one event done by a node's agent (actor `node:<id>`) inside `txn`; like
+/// [`append`], it lands in the inbox.
+pub async fn append_by_node(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    node: crate::ids::NodeId,
+    request_id: &str,
+    rec: Record,
+) -> Result<()> {
+    audit_inbox::ActiveModel {
+        id: Set(AuditEventId::new().0),
+        occurred_at: Set(now),
+        actor: Set(format!("node:{node}")),
+        action: Set(rec.action.to_owned()),
+        target_kind: Set(rec.target_kind.to_owned()),
+        target_id: Set(rec.target_id),
+        organization_id: Set(rec.organization_id.map(|o| o.0)),
+        project_id: Set(rec.project_id.map(|p| p.0)),
+        request_id: Set(request_id.chars().take(64).collect()),
+        details: Set(rec.details.to_string()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}

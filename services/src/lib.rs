@@ -2,6 +2,7 @@
 //! audit log, and allocation (calls, requests, grants, quotas). HTTP never reaches this crate; SQL never leaves it.
 
 pub mod agent;
+pub mod agent_events;
 pub mod agent_input;
 pub mod agent_sync;
 pub mod allocation_requests;
@@ -42,6 +43,8 @@ pub mod scope;
 pub mod secrets;
 pub mod seed;
 pub mod tokens;
+pub mod usage;
+pub mod usage_report;
 pub mod validate;
 pub mod values;
 

@@ -244,6 +244,10 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
         ("/v1/agent/renew", vec!["post"]),
         ("/v1/agent/desired-state", vec!["get"]),
         ("/v1/agent/status", vec!["post"]),
+        ("/v1/agent/usage", vec!["post"]),
+        ("/v1/agent/events", vec!["post"]),
+        ("/v1/projects/{id}/usage", vec!["get"]),
+        ("/v1/leases/{id}/usage", vec!["get"]),
     ] {
         for method in methods {
             assert!(
@@ -254,7 +258,7 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
     }
     assert_eq!(
         paths.len(),
-        43,
+        47,
         "a route was added without a test here: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

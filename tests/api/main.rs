@@ -17,3 +17,4 @@ mod nodes;
 mod oidc;
 mod quotas;
 mod tenancy;
+mod usage;

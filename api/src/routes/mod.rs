@@ -15,6 +15,7 @@ pub mod organizations;
 pub mod projects;
 pub mod quotas;
 pub mod tokens;
+pub mod usage;
 
 use aion_services::pagination::PageRequest;
 use serde::Deserialize;

@@ -7,6 +7,7 @@ pub mod leases;
 pub mod problem;
 pub mod quotas;
 pub mod tenancy;
+pub mod usage;
 
 pub use agent::*;
 pub use allocation::*;
@@ -14,3 +15,4 @@ pub use leases::*;
 pub use problem::Problem;
 pub use quotas::*;
 pub use tenancy::*;
+pub use usage::*;

@@ -1,5 +1,6 @@
 //! sea-orm entities: one per table, generated-style and kept apart from domain code.
 
+pub mod agent_events;
 pub mod allocation_requests;
 pub mod api_tokens;
 pub mod audit_events;
@@ -19,4 +20,5 @@ pub mod nodes;
 pub mod organizations;
 pub mod projects;
 pub mod quotas;
+pub mod usage_records;
 pub mod users;
