@@ -193,6 +193,30 @@ impl AgentClient {
         self.send(req).await
     }
 
+    /// `POST /v1/agent/usage`: usage records (idempotent by lease and sequence).
+    pub async fn usage(
+        &self,
+        credential: &Credential,
+        batch: &aion_api_types::UsageBatch,
+    ) -> Result<aion_api_types::UsageAck> {
+        let req = self
+            .request(Method::POST, "/v1/agent/usage", &credential.secret)
+            .json(batch);
+        self.send(req).await
+    }
+
+    /// `POST /v1/agent/events`: enforcement events (idempotent by event id).
+    pub async fn events(
+        &self,
+        credential: &Credential,
+        batch: &aion_api_types::AgentEventBatch,
+    ) -> Result<aion_api_types::AgentEventsAck> {
+        let req = self
+            .request(Method::POST, "/v1/agent/events", &credential.secret)
+            .json(batch);
+        self.send(req).await
+    }
+
     fn request(&self, method: Method, path: &str, bearer: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))

@@ -10,5 +10,6 @@ pub mod error;
 pub mod exec;
 pub mod plan;
 pub mod reconcile;
+pub mod usage;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@
 //! without a control plane (tests, simulations). [`Agent::progress`] shows each pass.
 
 pub mod apply;
+pub mod report;
 
 use crate::backend::GpuBackend;
 use crate::client::{AgentClient, Credential, CredentialStore};
@@ -25,6 +26,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub use apply::Applied;
+
+use report::Reports;
 
 /// Where the time comes from (injected so tests can move it).
 pub trait Clock: Send + Sync {
@@ -71,6 +74,7 @@ pub struct Agent {
     state: Mutex<LoopState>,
     progress: watch::Sender<Progress>,
     wake: Notify,
+    reports: Mutex<Reports>,
 }
 
 #[derive(Default)]
@@ -94,7 +98,9 @@ impl Agent {
                 Err(e) => tracing::warn!(error = %e, "ignoring the saved desired state"),
             }
         }
+        let reports = Reports::load(&config.state_dir);
         Ok(Self {
+            reports: Mutex::new(reports),
             config,
             backend,
             client,
@@ -109,6 +115,16 @@ impl Agent {
     /// Uses `clock` instead of the system clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Samples usage every `sample` and closes and sends intervals every `report`
+    /// (defaults: 10 s and 60 s).
+    pub fn with_usage_intervals(self, sample: Duration, report: Duration) -> Self {
+        if let Ok(mut r) = self.reports.try_lock() {
+            r.sample_every = sample;
+            r.report_every = report;
+        }
         self
     }
 
@@ -145,9 +161,18 @@ impl Agent {
         self.reconcile(online, false).await
     }
 
-    /// Runs until `shutdown` holds `true` (or its sender is dropped). Returns an error
-    /// only when the agent cannot work at all (no credential and no join token).
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    /// Runs until `shutdown` holds `true` (or its sender is dropped), the usage sampler
+    /// beside the loop. Returns an error only when the agent cannot work at all (no
+    /// credential and no join token).
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<()> {
+        let sampler = self.sample_loop(shutdown.clone());
+        tokio::select! {
+            r = self.reconcile_loop(shutdown) => r,
+            () = sampler => Ok(()),
+        }
+    }
+
+    async fn reconcile_loop(&self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
         let mut pending = false;
         let mut now = false;
@@ -198,6 +223,17 @@ impl Agent {
     }
 
     async fn after_fetch(&self, fetched: Result<()>) -> Result<Progress> {
+        let progress = self.apply_fetched(fetched).await;
+        if let Ok(p) = &progress
+            && p.online
+            && let Err(e) = self.flush_reports().await
+        {
+            tracing::info!(error = %e, "usage and enforcement reports stay queued");
+        }
+        progress
+    }
+
+    async fn apply_fetched(&self, fetched: Result<()>) -> Result<Progress> {
         match fetched {
             Ok(()) => match self.reconcile(true, true).await {
                 Err(e) if is_control_plane(&e) => {
@@ -326,14 +362,16 @@ impl Agent {
             let grace = chrono::Duration::from_std(self.config.kill_grace)
                 .unwrap_or(chrono::Duration::seconds(10));
             let backend = Arc::clone(&self.backend);
-            let (applied, term_sent) = tokio::task::spawn_blocking(move || {
+            let (applied, term_sent, events) = tokio::task::spawn_blocking(move || {
                 let mut term_sent = term_sent;
-                let r = apply::reconcile(&*backend, &desired, &mut term_sent, now, online, grace);
-                (r, term_sent)
+                let recorder = crate::usage::Recorder::new(&*backend, &desired, now);
+                let r = apply::reconcile(&recorder, &desired, &mut term_sent, now, online, grace);
+                (r, term_sent, recorder.into_events())
             })
             .await
             .map_err(|e| Error::Backend(format!("reconcile task: {e}")))?;
             st.term_sent = term_sent;
+            self.queue_events(events).await;
             let applied = applied?;
             apply::publish(&self.backend, &self.config, &st.desired).await;
             tracing::Span::current().record("actions", applied.actions);
