@@ -65,6 +65,8 @@ pub struct Config {
     pub pending_timeout_s: u64,
     /// A node silent for this many seconds becomes unreachable.
     pub node_timeout_s: u64,
+    /// Simulated nodes (8 × H100-80GB each) `aion dev` runs in-process; 0: none.
+    pub dev_nodes: u32,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             scheduler_tick_ms: 500,
             pending_timeout_s: 900,
             node_timeout_s: 60,
+            dev_nodes: 4,
         }
     }
 }
@@ -161,6 +164,10 @@ pub struct ConfigArgs {
     #[arg(long, env = "AION_NODE_TIMEOUT_S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_timeout_s: Option<u64>,
+    /// Simulated GPU nodes `aion dev` starts in-process, 0 for none [default: 4].
+    #[arg(long, env = "AION_DEV_NODES", value_parser = clap::value_parser!(u32).range(0..=64))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_nodes: Option<u32>,
 }
 
 fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {

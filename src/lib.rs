@@ -2,4 +2,5 @@
 //! control plane. `main.rs` only parses the command line and calls into here.
 
 pub mod config;
+pub mod dev_nodes;
 pub mod startup;

@@ -1,6 +1,7 @@
 //! `aion`: the control plane (`serve`, `dev`), its database (`migrate`), the audit chain
-//! check (`audit verify`) and offline MIG tables (`mig`).
+//! check (`audit verify`), the node agent (`agent`) and offline MIG tables (`mig`).
 
+mod agent_cli;
 mod mig_cli;
 
 use aion::config::{ConfigArgs, LogFormat};
@@ -33,6 +34,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         cmd: AuditCommand,
+    },
+    /// The node agent: `run` on every GPU node, `exec` to run a command on a lease's slice.
+    Agent {
+        #[command(subcommand)]
+        cmd: agent_cli::AgentCommand,
     },
     /// Offline MIG tables: profiles and valid configurations per GPU model.
     Mig {
@@ -81,6 +87,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mig { cmd } => mig_cli::run(cmd),
+        Command::Agent {
+            cmd: agent_cli::AgentCommand::Exec(args),
+        } => return agent_cli::exec(args),
         other => run_async(other),
     };
     match result {
@@ -113,8 +122,17 @@ fn run_async(command: Command) -> anyhow::Result<()> {
                         config,
                     },
             } => grant_platform_role(config, &issuer, &subject, &role).await,
-            // Handled before a runtime is built: it needs none.
-            Command::Mig { .. } => Ok(()),
+            Command::Agent {
+                cmd: agent_cli::AgentCommand::Run(args),
+            } => {
+                init_logging(LogFormat::Text);
+                agent_cli::run(args).await
+            }
+            // Handled before a runtime is built: they need none.
+            Command::Mig { .. }
+            | Command::Agent {
+                cmd: agent_cli::AgentCommand::Exec(_),
+            } => Ok(()),
         }
     })
 }
@@ -131,6 +149,13 @@ async fn serve(args: ConfigArgs, mode: Mode) -> anyhow::Result<()> {
     println!("  OpenAPI:        {base}/v1/openapi.json");
     if !app.seeded.is_empty() {
         println!("  demo data:      organisations {}", app.seeded.join(", "));
+    }
+    if mode == Mode::Dev {
+        println!(
+            "  GPU nodes:      {} simulated node(s) × {} H100-80GB (set with --dev-nodes)",
+            app.dev_node_count(),
+            aion::dev_nodes::GPUS_PER_NODE
+        );
     }
     match &app.bootstrap_token {
         Some(token) => {

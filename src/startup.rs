@@ -36,6 +36,8 @@ pub struct Application {
     pub admin_token_path: PathBuf,
     /// Organisations seeded (dev mode, first start).
     pub seeded: Vec<String>,
+    /// Simulated GPU nodes run beside the server (dev mode).
+    dev_nodes: Option<crate::dev_nodes::DevNodes>,
     scheduler: SchedulerConfig,
 }
 
@@ -90,6 +92,24 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let server = http_server(listener, services.clone())?;
+        let dev_nodes = match mode {
+            Mode::Dev if config.dev_nodes > 0 => {
+                let mut ip = config.listen.ip();
+                if ip.is_unspecified() {
+                    ip = std::net::Ipv4Addr::LOCALHOST.into();
+                }
+                let url = format!("http://{}", std::net::SocketAddr::new(ip, port));
+                let nodes = crate::dev_nodes::DevNodes::prepare(
+                    &services,
+                    &config.data_dir,
+                    &url,
+                    config.dev_nodes,
+                )
+                .await?;
+                Some(nodes)
+            }
+            _ => None,
+        };
         Ok(Self {
             server,
             port,
@@ -97,6 +117,7 @@ impl Application {
             bootstrap_token,
             admin_token_path,
             seeded,
+            dev_nodes,
             scheduler: config.scheduler(),
         })
     }
@@ -104,6 +125,11 @@ impl Application {
     /// The bound port (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Simulated GPU nodes this process runs (dev mode).
+    pub fn dev_node_count(&self) -> usize {
+        self.dev_nodes.as_ref().map_or(0, |n| n.len())
     }
 
     /// Serves until the process is stopped (SIGINT/SIGTERM shut down gracefully), with
@@ -120,6 +146,9 @@ impl Application {
             std::time::Duration::from_millis(250),
             stopped.clone(),
         ));
+        if let Some(nodes) = self.dev_nodes {
+            tokio::spawn(nodes.run(stopped.clone()));
+        }
         let scheduler = tokio::spawn(scheduler::run(self.services, self.scheduler, stopped));
         let result = self.server.await;
         let _ = stop.send(true);

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod agent;
+mod agent_e2e;
 mod allocation;
 mod audit;
 mod basics;
