@@ -16,6 +16,8 @@ on_both_databases!(
     a_pending_lease_is_released_at_once_and_releasing_twice_is_harmless,
     bad_lease_requests_are_clear_validation_errors,
     leases_of_other_tenants_are_invisible_and_viewers_cannot_lease,
+    concurrent_requests_never_exceed_per_profile_or_per_site_caps,
+    concurrent_retries_with_one_key_create_one_lease,
 );
 
 struct Setup {
@@ -192,6 +194,82 @@ async fn concurrent_requests_never_exceed_the_quota(backend: Backend) {
         "{}",
         problem.body
     );
+}
+
+/// Per-profile and per-site caps count leases admitted earlier in the same admission
+/// batch, not only those already in the database.
+async fn concurrent_requests_never_exceed_per_profile_or_per_site_caps(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = setup(&app, 10_000).await;
+    let quota = format!("/v1/projects/{}/quota", s.project);
+    app.request(
+        Method::PUT,
+        &quota,
+        Some(&app.admin),
+        Some(json!({"max_compute_slices": 50, "per_profile": {"1g.10gb": 6}})),
+        &[],
+    )
+    .await
+    .expect(200);
+    let (created, refused) = fire(&app, &s, 40, json!({"profile": "1g.10gb"})).await;
+    assert_eq!((created, refused), (6, 34));
+    app.request(
+        Method::PUT,
+        &quota,
+        Some(&app.admin),
+        Some(json!({"max_compute_slices": 50, "per_site": {"saclay": 10}})),
+        &[],
+    )
+    .await
+    .expect(200);
+    // Six 1-slice leases are held already (no site); 2g leases at saclay: five fit in 10.
+    let (created, refused) = fire(
+        &app,
+        &s,
+        40,
+        json!({"profile": "2g.20gb", "site": "saclay"}),
+    )
+    .await;
+    assert_eq!((created, refused), (5, 35));
+}
+
+/// A client that retries one request many times at once gets one lease, the same answer
+/// every time.
+async fn concurrent_retries_with_one_key_create_one_lease(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = setup(&app, 100).await;
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}/v1/projects/{}/leases", app.base, s.project),
+            s.lead.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "retry-storm-1")
+                .json(&json!({"profile": "3g.40gb"}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        ids.insert(body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let list = app
+        .get(&format!("/v1/projects/{}/leases", s.project), &s.lead)
+        .await
+        .expect(200);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
 }
 
 async fn concurrent_requests_never_overrun_a_nearly_spent_grant(backend: Backend) {
