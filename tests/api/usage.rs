@@ -2,7 +2,7 @@
 //! HTTP: idempotent usage batches, node isolation, per-project and per-lease usage, and
 //! enforcement events audited once.
 
-use crate::agent::{place_lease, register};
+use crate::agent::{join_token, place_lease, register};
 use crate::helpers::*;
 use crate::on_both_databases;
 use aion_services::entities::leases;
@@ -19,6 +19,7 @@ on_both_databases!(
     bad_usage_figures_are_refused_naming_the_field,
     project_usage_is_totalled_by_day_and_by_profile_and_hidden_from_other_tenants,
     enforcement_events_land_in_the_audit_log_once_even_when_retried,
+    a_real_agent_reports_usage_once_across_a_resend_and_audits_its_enforcement,
 );
 
 fn record(lease: Uuid, sequence: i64, start: DateTime<Utc>, secs: i64, energy_mj: i64) -> Value {
@@ -327,4 +328,92 @@ async fn enforcement_events_land_in_the_audit_log_once_even_when_retried(backend
         .await
         .expect_problem(400, "validation_failed");
     assert!(res.body.to_string().contains("events[0].signal"));
+}
+
+async fn a_real_agent_reports_usage_once_across_a_resend_and_audits_its_enforcement(
+    backend: Backend,
+) {
+    use aion_agent::backend::GpuBackend;
+    use aion_agent::backend::sim::{SimBackend, SimConfig};
+    use aion_agent::config::AgentConfig;
+    use aion_agent::reconcile::Agent;
+    use std::sync::Arc;
+
+    // Arrange: a simulated node registered by the real agent, a lease placed on it.
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimBackend::new(SimConfig {
+        model: aion_mig::GpuModel::H100_80GB,
+        gpus: 1,
+        seed: 3,
+        mig_enabled: true,
+    }));
+    let mut config = AgentConfig::new(&app.base, dir.path());
+    config.join_token = Some(join_token(&app, "par-1").await);
+    config.hostname = Some("sim-usage-1".into());
+    let new_agent = || {
+        let b: Arc<dyn GpuBackend> = sim.clone();
+        Agent::new(config.clone(), b).unwrap()
+    };
+    let agent = new_agent();
+    let node = agent.credential().await.unwrap().node_id.to_string();
+    let org = app.create_org("lab", "academic").await;
+    let project = app.create_project(&org, "climate").await;
+    let gpu = sim.inventory().unwrap()[0].uuid.clone();
+    let lease = place_lease(&app, &project, &node, &gpu, "scheduled").await;
+
+    // Act: the agent creates the instance, samples it for a while and reports.
+    assert!(agent.reconcile_once().await.unwrap().online);
+    agent.sample_usage().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    agent.sample_usage().await.unwrap();
+    agent.close_usage().await;
+    let (queued, _) = agent.queued_reports().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!((queued[0].lease_id, queued[0].sequence), (lease, 0));
+    let outbox = std::fs::read(dir.path().join("usage-outbox.json")).unwrap();
+    agent.flush_reports().await.unwrap();
+    assert!(agent.queued_reports().await.0.is_empty());
+
+    // A crash after the send and before the acknowledgement was saved: the restarted
+    // agent resends the same sequence, and the server counts it once.
+    drop(agent);
+    std::fs::write(dir.path().join("usage-outbox.json"), outbox).unwrap();
+    let agent = new_agent();
+    assert_eq!(agent.queued_reports().await.0, queued);
+    agent.flush_reports().await.unwrap();
+    // The agent's clock runs on; the server's is held at the test's start.
+    let to =
+        (app.clock.now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let usage = app
+        .get(&format!("/v1/leases/{lease}/usage?to={to}"), &app.admin)
+        .await
+        .expect(200);
+    assert_eq!(usage.body["total"]["records"], 1, "{}", usage.body);
+    assert!(usage.body["total"]["allocated_seconds"].as_i64().unwrap() >= 2);
+    assert!(usage.body["total"]["energy_wh"].as_f64().unwrap() > 0.0);
+
+    // A process left on the slice of a released lease is stopped, the instance
+    // destroyed, and both land in the audit log as done by the node.
+    let device = sim.instances().unwrap()[0].mig_device_uuid.clone();
+    sim.attach_virtual_process(&device, 4242, 512).unwrap();
+    app.delete(&format!("/v1/leases/{lease}"), &app.admin).await;
+    for _ in 0..3 {
+        agent.reconcile_once().await.unwrap();
+    }
+    assert!(sim.instances().unwrap().is_empty());
+    for action in [
+        "node.instance_created",
+        "node.process_terminated",
+        "node.instance_destroyed",
+    ] {
+        let log = app
+            .get(&format!("/v1/audit-events?action={action}"), &app.admin)
+            .await
+            .expect(200);
+        let items = log.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{action}: {}", log.body);
+        assert_eq!(items[0]["actor"], format!("node:{node}"));
+        assert_eq!(items[0]["target_id"], lease.to_string());
+    }
 }
