@@ -87,6 +87,38 @@ pub async fn append(
     caller: &Caller,
     rec: Record,
 ) -> Result<()> {
+    inbox_row(now, caller, rec).insert(txn).await?;
+    Ok(())
+}
+
+/// Appends many events of one caller with one multi-row insert (batched writers).
+pub async fn append_many(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    recs: Vec<Record>,
+) -> Result<()> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = recs
+        .into_iter()
+        .map(|r| inbox_row(now, caller, r))
+        .collect();
+    for chunk in rows.chunks(500) {
+        audit_inbox::Entity::insert_many(chunk.to_vec())
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The inbox row of one event by `caller`.
+pub(crate) fn inbox_row(
+    now: DateTime<Utc>,
+    caller: &Caller,
+    rec: Record,
+) -> audit_inbox::ActiveModel {
     audit_inbox::ActiveModel {
         id: Set(AuditEventId::new().0),
         occurred_at: Set(now),
@@ -99,9 +131,6 @@ pub async fn append(
         request_id: Set(caller.request_id.chars().take(64).collect()),
         details: Set(rec.details.to_string()),
     }
-    .insert(txn)
-    .await?;
-    Ok(())
 }
 
 /// Filters for reading the log; all optional, combined with AND.

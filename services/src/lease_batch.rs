@@ -12,13 +12,13 @@
 //! through it, so every request still gets its own, correct answer.
 
 use crate::Services;
-use crate::audit::Record;
+use crate::audit;
 use crate::authz::Caller;
 use crate::entities::leases as lease_rows;
 use crate::entities::{audit_inbox, grants, idempotency_keys, organizations, projects};
 use crate::error::{Error, Result};
 use crate::idempotency::{self, IdempotencyKey, RETENTION_HOURS};
-use crate::ids::{AuditEventId, GrantId, LeaseId, OrganizationId, ProjectId};
+use crate::ids::{GrantId, LeaseId, OrganizationId, ProjectId};
 use crate::lease_admission::{self as admission, Ask};
 use crate::lease_state::LeaseState;
 use crate::leases::{self, Lease, NewLease};
@@ -600,21 +600,5 @@ fn audit_row(
     lease: &Lease,
     grant: GrantId,
 ) -> audit_inbox::ActiveModel {
-    let rec = leases::created_record(lease, grant);
-    inbox_row(now, &job.caller, rec)
-}
-
-fn inbox_row(now: DateTime<Utc>, caller: &Caller, rec: Record) -> audit_inbox::ActiveModel {
-    audit_inbox::ActiveModel {
-        id: Set(AuditEventId::new().0),
-        occurred_at: Set(now),
-        actor: Set(caller.actor.key()),
-        action: Set(rec.action.to_owned()),
-        target_kind: Set(rec.target_kind.to_owned()),
-        target_id: Set(rec.target_id),
-        organization_id: Set(rec.organization_id.map(|o| o.0)),
-        project_id: Set(rec.project_id.map(|p| p.0)),
-        request_id: Set(caller.request_id.chars().take(64).collect()),
-        details: Set(rec.details.to_string()),
-    }
+    audit::inbox_row(now, &job.caller, leases::created_record(lease, grant))
 }

@@ -87,6 +87,48 @@ pub async fn transition(
     Ok(())
 }
 
+/// Moves many pending leases to `scheduled` with one update and one multi-row audit
+/// insert (the scheduler's batch commit). Fails with a conflict, for the caller to roll
+/// back, if any of them is no longer pending.
+pub async fn schedule_many(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    leases_placed: &[&leases::Model],
+) -> Result<()> {
+    let ids: Vec<uuid::Uuid> = leases_placed.iter().map(|l| l.id).collect();
+    for chunk in ids.chunks(500) {
+        let res = leases::Entity::update_many()
+            .set(leases::ActiveModel {
+                state: Set(LeaseState::Scheduled.as_str().to_owned()),
+                scheduled_at: Set(Some(now)),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .filter(leases::Column::Id.is_in(chunk.to_vec()))
+            .filter(leases::Column::State.eq(LeaseState::Pending.as_str()))
+            .exec(txn)
+            .await?;
+        if res.rows_affected != chunk.len() as u64 {
+            return Err(Error::Conflict(
+                "a lease changed meanwhile; the batch is retried".into(),
+            ));
+        }
+    }
+    let records = leases_placed
+        .iter()
+        .map(|lease| Record {
+            action: "lease.transition",
+            target_kind: "lease",
+            target_id: lease.id.to_string(),
+            organization_id: Some(OrganizationId(lease.organization_id)),
+            project_id: Some(ProjectId(lease.project_id)),
+            details: json!({"from": LeaseState::Pending.as_str(), "to": LeaseState::Scheduled.as_str(), "reason": null}),
+        })
+        .collect();
+    audit::append_many(txn, now, caller, records).await
+}
+
 /// Budget used by a lease ending at `now`: the seconds it was active (capped at its
 /// duration) × its compute slices. A lease never active used nothing.
 pub fn charge(lease: &leases::Model, now: DateTime<Utc>) -> i64 {

@@ -81,9 +81,9 @@ pub(super) async fn write(
             .await
             .map_err(|e| Error::Conflict(format!("a GPU memory slot is already claimed: {e}")))?;
     }
+    let placed: Vec<&leases::Model> = plan.placed.iter().map(|p| &p.lease).collect();
+    lease_lifecycle::schedule_many(txn, now, &caller, &placed).await?;
     for p in &plan.placed {
-        lease_lifecycle::transition(txn, now, &caller, &p.lease, LeaseState::Scheduled, None)
-            .await?;
         touched.extend(p.at.iter().map(|(g, _)| g.node));
     }
     for (lease, reason) in &plan.reasons {
