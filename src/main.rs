@@ -2,6 +2,7 @@
 //! check (`audit verify`), the node agent (`agent`) and offline MIG tables (`mig`).
 
 mod agent_cli;
+mod fleet_sim;
 mod mig_cli;
 
 use aion::config::{ConfigArgs, LogFormat};
@@ -40,6 +41,8 @@ enum Command {
         #[command(subcommand)]
         cmd: agent_cli::AgentCommand,
     },
+    /// Many simulated nodes in one process, each a real agent over HTTP (load tests).
+    FleetSim(fleet_sim::FleetSimArgs),
     /// Offline MIG tables: profiles and valid configurations per GPU model.
     Mig {
         #[command(subcommand)]
@@ -83,6 +86,20 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Raises this process's open-file limit to its hard limit (each agent long-poll holds a
+/// connection); answers the limit now in force.
+pub(crate) fn raise_nofile_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
+        return Some(soft);
+    }
+    Some(hard)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -122,6 +139,15 @@ fn run_async(command: Command) -> anyhow::Result<()> {
                         config,
                     },
             } => grant_platform_role(config, &issuer, &subject, &role).await,
+            Command::FleetSim(args) => {
+                let filter = tracing_subscriber::EnvFilter::try_from_env("AION_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+                tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::io::stderr)
+                    .init();
+                fleet_sim::run(args).await
+            }
             Command::Agent {
                 cmd: agent_cli::AgentCommand::Run(args),
             } => {
@@ -140,7 +166,8 @@ fn run_async(command: Command) -> anyhow::Result<()> {
 async fn serve(args: ConfigArgs, mode: Mode) -> anyhow::Result<()> {
     let config = args.load()?;
     init_logging(config.log_format);
-    tracing::info!(?config, ?mode, "starting");
+    let nofile = raise_nofile_limit();
+    tracing::info!(?config, ?mode, ?nofile, "starting");
     let app = Application::build(&config, mode).await?;
     let base = format!("http://{}:{}", config.listen.ip(), app.port());
     println!("Aion control plane listening on {base}");

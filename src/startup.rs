@@ -188,6 +188,10 @@ fn http_server(listener: TcpListener, services: Services) -> anyhow::Result<Serv
             .configure(aion_api::configure)
             .default_service(web::to(aion_api::not_found))
     })
+    // Every node's agent holds a long-poll open: allow far more than actix's default of
+    // 25,000 connections per worker (the open-file limit is the real bound).
+    .max_connections(200_000)
+    .backlog(8192)
     .listen(listener)?
     .shutdown_timeout(10)
     .run();

@@ -148,6 +148,15 @@ impl AgentClient {
         })
     }
 
+    /// A client over an existing HTTP client (shared by many agents: the fleet simulator).
+    pub fn with_http(http: reqwest::Client, base_url: &str, timeout: Duration) -> Self {
+        Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+        }
+    }
+
     /// `POST /v1/agent/register` with a one-time join token.
     pub async fn register(&self, join_token: &str, body: &AgentRegister) -> Result<Credential> {
         let req = self

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod fleet_sim;
 pub mod plan;
 pub mod reconcile;
 pub mod usage;

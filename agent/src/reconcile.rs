@@ -118,6 +118,13 @@ impl Agent {
         self
     }
 
+    /// Talks through `client` instead of its own (many agents in one process share one
+    /// HTTP client and its connection pool).
+    pub fn with_client(mut self, client: AgentClient) -> Self {
+        self.client = client;
+        self
+    }
+
     /// Samples usage every `sample` and closes and sends intervals every `report`
     /// (defaults: 10 s and 60 s).
     pub fn with_usage_intervals(self, sample: Duration, report: Duration) -> Self {

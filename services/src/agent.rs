@@ -34,6 +34,19 @@ pub const CREDENTIAL_LIFETIME_H: i64 = 24;
 pub const RENEW_GRACE_S: i64 = 300;
 /// PostgreSQL channel on which writers announce changed nodes.
 pub const NOTIFY_CHANNEL: &str = "aion_nodes";
+/// A heartbeat younger than this is not written again: with 36,000 agents polling every
+/// 30 s, writing every poll and every status report would be 2,400 writes per second for
+/// nothing. Node timeouts must exceed the agents' poll interval plus this.
+pub const HEARTBEAT_WRITE_AFTER_S: i64 = 15;
+
+/// Whether `node`'s recorded heartbeat is recent enough that a new one need not be
+/// written at `now` (never for an `unreachable` node, which must come back).
+pub(crate) fn heartbeat_fresh(node: &nodes::Model, now: DateTime<Utc>) -> bool {
+    node.state != NodeState::Unreachable.as_str()
+        && node.last_heartbeat_at.is_some_and(|t| {
+            t <= now && now - t < Duration::seconds(HEARTBEAT_WRITE_AFTER_S)
+        })
+}
 
 /// A credential as handed to the agent (the secret is never stored).
 #[derive(Clone, Debug)]
@@ -239,7 +252,8 @@ pub async fn renew(svc: &Services, auth: NodeAuth, request_id: &str) -> Result<I
     Ok(issued)
 }
 
-/// Records a heartbeat inside `txn`; an `unreachable` node becomes `ready` again (its
+/// Records a heartbeat inside `txn` (unless the recorded one is fresh, see
+/// [`HEARTBEAT_WRITE_AFTER_S`]); an `unreachable` node becomes `ready` again (its
 /// revision bumped, audited). Returns the node as it now is, and whether its state changed.
 pub(crate) async fn heartbeat(
     txn: &impl ConnectionTrait,
@@ -251,6 +265,9 @@ pub(crate) async fn heartbeat(
         .one(txn)
         .await?
         .ok_or(Error::NotFound("node"))?;
+    if heartbeat_fresh(&model, now) {
+        return Ok((model, false));
+    }
     nodes::Entity::update_many()
         .col_expr(nodes::Column::LastHeartbeatAt, Expr::value(now))
         .filter(nodes::Column::Id.eq(node.0))

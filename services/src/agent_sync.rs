@@ -2,9 +2,14 @@
 //! instances of live leases placed on its GPUs, under a revision number) and reports
 //! what it runs, which moves leases `scheduled → active` and `releasing → released`.
 //! Both are heartbeats.
+//!
+//! Long-polls do not each re-read their node on every change notice (with 36,000 nodes
+//! that is 36,000 queries per scheduled lease): one [`RevisionWatch`] per process reads
+//! the revisions of the watched nodes once per notice (coalesced, at most one read at a
+//! time) and wakes only the long-polls whose node's revision moved.
 
 use crate::Services;
-use crate::agent::{NodeAuth, heartbeat, notify_nodes};
+use crate::agent::{NodeAuth, heartbeat, heartbeat_fresh, notify_nodes};
 use crate::agent_input::StatusReport;
 use crate::authz::Caller;
 use crate::entities::{gpus, lease_placements, leases};
@@ -14,8 +19,15 @@ use crate::lease_lifecycle::{bump_nodes, transition};
 use crate::lease_state::LeaseState;
 use crate::nodes::{NodeState, from_model};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Longest long-poll of the desired state.
 pub const MAX_WAIT_S: u64 = 60;
@@ -145,11 +157,19 @@ async fn read_state(
 }
 
 /// Records a heartbeat in its own transaction and wakes watchers if the node came back.
+/// A fresh recorded heartbeat is not written again (no transaction at all).
 async fn beat(
     svc: &Services,
     node: NodeId,
     request_id: &str,
 ) -> Result<crate::entities::nodes::Model> {
+    let current = crate::entities::nodes::Entity::find_by_id(node.0)
+        .one(&svc.db)
+        .await?
+        .ok_or(Error::NotFound("node"))?;
+    if heartbeat_fresh(&current, svc.clock.now()) {
+        return Ok(current);
+    }
     let txn = svc.write_txn().await?;
     let (model, changed) = heartbeat(&txn, node, svc.clock.now(), request_id).await?;
     txn.commit().await?;
@@ -172,13 +192,21 @@ pub async fn desired_state(
     request_id: &str,
 ) -> Result<DesiredState> {
     // Subscribe before reading, so a change between the read and the wait is not lost.
-    let mut changes = svc.events.nodes();
+    let revisions = RevisionWatch::of(svc);
+    let mut changes = revisions.subscribe(auth.node_id.0);
     let mut node = beat(svc, auth.node_id, request_id).await?;
     let deadline = tokio::time::Instant::now() + wait;
     while known == Some(node.desired_revision) {
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break,
+        let held = node.desired_revision;
+        let moved = loop {
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) if *changes.borrow_and_update() != held => break true,
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break false,
+            }
+        };
+        if !moved {
+            break;
         }
         node = crate::entities::nodes::Entity::find_by_id(auth.node_id.0)
             .one(&svc.db)
@@ -186,6 +214,150 @@ pub async fn desired_state(
             .ok_or(Error::NotFound("node"))?;
     }
     read_state(&svc.db, &node).await
+}
+
+/// Shortest time between two revision reads of a [`RevisionWatch`]: notices that come
+/// faster are served by one read (a long-poll learns of a change at most this late).
+const REVISION_READ_EVERY: Duration = Duration::from_millis(20);
+/// Above this many watched nodes, the revisions are read with one scan of `nodes`.
+const SCAN_ABOVE: usize = 500;
+
+/// The revisions of the nodes being long-polled in this process, one channel per node,
+/// kept current by one task that re-reads them after node change notices.
+struct RevisionWatch {
+    nodes: std::sync::Mutex<HashMap<uuid::Uuid, watch::Sender<i64>>>,
+    running: AtomicBool,
+}
+
+/// One watch per [`Services`] (keyed by its event hub), shared by its long-polls.
+static WATCHES: LazyLock<std::sync::Mutex<HashMap<usize, Weak<RevisionWatch>>>> =
+    LazyLock::new(Default::default);
+
+impl RevisionWatch {
+    /// The watch of `svc`'s process, started on first use (and again once its task ended).
+    fn of(svc: &Services) -> Arc<Self> {
+        let key = Arc::as_ptr(&svc.events) as usize;
+        let mut all = WATCHES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|_, w| w.strong_count() > 0);
+        if let Some(w) = all.get(&key).and_then(Weak::upgrade)
+            && w.running.load(Ordering::Acquire)
+        {
+            return w;
+        }
+        let w = Arc::new(Self {
+            nodes: std::sync::Mutex::new(HashMap::new()),
+            running: AtomicBool::new(true),
+        });
+        all.insert(key, Arc::downgrade(&w));
+        tokio::spawn(watch_revisions(
+            svc.db.clone(),
+            svc.events.nodes(),
+            Arc::downgrade(&w),
+        ));
+        w
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<uuid::Uuid, watch::Sender<i64>>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A receiver of `node`'s revision (its value may be stale until the next change).
+    fn subscribe(&self, node: uuid::Uuid) -> watch::Receiver<i64> {
+        self.lock()
+            .entry(node)
+            .or_insert_with(|| watch::channel(i64::MIN).0)
+            .subscribe()
+    }
+
+    /// The nodes someone waits on (forgetting the others).
+    fn watched(&self) -> Vec<uuid::Uuid> {
+        let mut nodes = self.lock();
+        nodes.retain(|_, tx| tx.receiver_count() > 0);
+        nodes.keys().copied().collect()
+    }
+
+    fn publish(&self, revisions: Vec<(uuid::Uuid, i64)>) {
+        let nodes = self.lock();
+        for (id, rev) in revisions {
+            if let Some(tx) = nodes.get(&id) {
+                tx.send_if_modified(|v| std::mem::replace(v, rev) != rev);
+            }
+        }
+    }
+}
+
+/// Marks the watch as stopped however its task ends (returned or dropped).
+struct Running(Weak<RevisionWatch>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.upgrade() {
+            w.running.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Re-reads the watched revisions after every node change notice, at most one read per
+/// [`REVISION_READ_EVERY`] (or per read time, if longer); ends when nobody holds the watch
+/// any more or the event hub is gone.
+async fn watch_revisions(
+    db: DatabaseConnection,
+    mut changes: watch::Receiver<u64>,
+    watch: Weak<RevisionWatch>,
+) {
+    let _running = Running(watch.clone());
+    let mut retry = false;
+    loop {
+        if !retry {
+            match tokio::time::timeout(Duration::from_secs(5), changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) if watch.strong_count() == 0 => return,
+                Err(_) => continue,
+            }
+            changes.borrow_and_update();
+        }
+        let Some(w) = watch.upgrade() else { return };
+        let started = tokio::time::Instant::now();
+        let ids = w.watched();
+        retry = false;
+        if !ids.is_empty() {
+            match read_revisions(&db, ids).await {
+                Ok(revisions) => w.publish(revisions),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading node revisions failed; retrying");
+                    retry = true;
+                }
+            }
+        }
+        drop(w);
+        let pause = if retry {
+            Duration::from_millis(500)
+        } else {
+            REVISION_READ_EVERY.max(started.elapsed())
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn read_revisions(
+    db: &DatabaseConnection,
+    ids: Vec<uuid::Uuid>,
+) -> Result<Vec<(uuid::Uuid, i64)>> {
+    let query = crate::entities::nodes::Entity::find()
+        .select_only()
+        .column(crate::entities::nodes::Column::Id)
+        .column(crate::entities::nodes::Column::DesiredRevision);
+    let query = if ids.len() > SCAN_ABOVE {
+        query
+    } else {
+        query.filter(crate::entities::nodes::Column::Id.is_in(ids))
+    };
+    Ok(query.into_tuple::<(uuid::Uuid, i64)>().all(db).await?)
 }
 
 /// Applies a status report: heartbeat, GPU health, MIG device UUIDs of reported

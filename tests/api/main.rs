@@ -9,6 +9,7 @@ mod agent_e2e;
 mod allocation;
 mod audit;
 mod basics;
+mod fleet_sim;
 mod idempotency;
 mod isolation;
 mod leases;
