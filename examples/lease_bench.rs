@@ -167,6 +167,8 @@ async fn main() {
                 let res = client
                     .post(format!("{base}/v1/projects/{project}/leases"))
                     .bearer_auth(&token)
+                    // As a careful partner does: a retry would replay, not duplicate.
+                    .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
                     .json(&json!({"profile": "1g.10gb", "duration_s": 3600}))
                     .send()
                     .await

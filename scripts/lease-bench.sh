@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PG=${AION_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+# Loopback: no TLS for the server's pool nor for pgbench, so both pay the same.
+export PGSSLMODE=disable
 CLIENTS=${CLIENTS:-32}
 LEASES=${LEASES:-6000}
 SIZES=("$@")
@@ -21,7 +23,7 @@ for GPUS in "${SIZES[@]}"; do
   DB="aion_bench_${GPUS}_$$"
   DATA=$(mktemp -d)
   psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
-  AION_LOG=warn ./target/release/aion serve --database-url "$PG/$DB" --migrate --data-dir "$DATA" \
+  AION_LOG=warn ./target/release/aion serve --database-url "$PG/$DB?sslmode=disable" --migrate --data-dir "$DATA" \
     --listen "127.0.0.1:$PORT" --db-max-connections 32 --node-timeout-s 86400 >"$DATA/serve.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

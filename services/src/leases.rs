@@ -465,10 +465,26 @@ pub async fn list(
         .limit(page.fetch())
         .all(&svc.db)
         .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for m in rows {
-        items.push(with_placements(&svc.db, m).await?);
+    // The page's placements in one query, not one per lease.
+    let mut placed: std::collections::HashMap<uuid::Uuid, Vec<Placement>> =
+        std::collections::HashMap::new();
+    if !rows.is_empty() {
+        for p in lease_placements::Entity::find()
+            .filter(lease_placements::Column::LeaseId.is_in(rows.iter().map(|m| m.id)))
+            .order_by_asc(lease_placements::Column::Id)
+            .all(&svc.db)
+            .await?
+        {
+            placed.entry(p.lease_id).or_default().push(placement_of(p));
+        }
     }
+    let items = rows
+        .into_iter()
+        .map(|m| {
+            let placements = placed.remove(&m.id).unwrap_or_default();
+            lease_of(m, placements)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(items, page, |l: &Lease| l.id.to_string()))
 }
 

@@ -74,6 +74,19 @@ async fn a_partner_requests_waits_uses_and_releases_slices(backend: Backend) {
             .iter()
             .all(|p| p["node_id"] == node.as_str() && p["profile_id"] == 9)
     );
+    // The project's list shows the same placements (read for the whole page at once).
+    let listed = app
+        .get(&format!("/v1/projects/{project}/leases"), &partner)
+        .await
+        .expect(200);
+    let item = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(item["placements"], placed.body["placements"]);
 
     // The node sees the lease in its desired state, creates the instances and reports.
     let state = desired(&app, &cred).await;
