@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Where the agent keeps its credential and state unless told otherwise.
@@ -75,7 +76,23 @@ pub struct RunArgs {
     /// Host name to register with [default: the kernel's].
     #[arg(long, env = "AION_AGENT_HOSTNAME")]
     pub hostname: Option<String>,
+    /// Seconds between TERM and KILL for a process on a slice without a live lease.
+    #[arg(long, env = "AION_AGENT_KILL_GRACE_S", default_value_t = 10.0, value_parser = parse_secs)]
+    pub kill_grace_s: f64,
+    /// Longest delay, in seconds, between retries after errors (the first is 0.5 s).
+    #[arg(long, env = "AION_AGENT_RETRY_MAX_S", default_value_t = 30.0, value_parser = parse_secs)]
+    pub retry_max_s: f64,
+    /// Seconds between two usage samples.
+    #[arg(long, env = "AION_AGENT_USAGE_SAMPLE_S", default_value_t = 10.0, value_parser = parse_secs)]
+    pub usage_sample_s: f64,
+    /// Seconds between two usage reports (intervals closed and sent).
+    #[arg(long, env = "AION_AGENT_USAGE_REPORT_S", default_value_t = 60.0, value_parser = parse_secs)]
+    pub usage_report_s: f64,
 }
+
+/// The simulated node's state file in the state directory (sim backend): the simulated
+/// GPUs outlive the agent process, as real ones do.
+pub const SIM_STATE_FILE: &str = "sim-state.json";
 
 /// Flags of `aion agent exec`.
 #[derive(clap::Args, Debug)]
@@ -93,6 +110,13 @@ pub struct ExecArgs {
 
 fn parse_model(raw: &str) -> Result<GpuModel, String> {
     raw.parse().map_err(|e: aion_mig::MigError| e.to_string())
+}
+
+fn parse_secs(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!("`{raw}` is not a number of seconds in (0, 86400]")),
+    }
 }
 
 impl RunArgs {
@@ -115,6 +139,8 @@ impl RunArgs {
             BackendKind::Nvml => PathBuf::from("/etc/cdi"),
             BackendKind::Sim => self.state_dir.join("cdi"),
         }));
+        config.kill_grace = Duration::from_secs_f64(self.kill_grace_s);
+        config.backoff_max = Duration::from_secs_f64(self.retry_max_s).max(config.backoff_min);
         config.validate()?;
         Ok(config)
     }
@@ -124,12 +150,21 @@ impl RunArgs {
             BackendKind::Nvml => Arc::new(NvmlBackend::init().context(
                 "the nvml backend needs the NVIDIA driver (libnvidia-ml.so.1) and its GPUs; use --backend sim to simulate a node",
             )?),
-            BackendKind::Sim => Arc::new(SimBackend::new(SimConfig {
-                model: self.sim_model,
-                gpus: usize::from(self.sim_gpus),
-                seed: self.sim_seed,
-                mig_enabled: true,
-            })),
+            BackendKind::Sim => {
+                let path = self.state_dir.join(SIM_STATE_FILE);
+                let config = SimConfig {
+                    model: self.sim_model,
+                    gpus: usize::from(self.sim_gpus),
+                    seed: self.sim_seed,
+                    mig_enabled: true,
+                };
+                Arc::new(SimBackend::persistent(config, &path).with_context(|| {
+                    format!(
+                        "loading the simulated node from {} (remove it to start with empty GPUs)",
+                        path.display()
+                    )
+                })?)
+            }
         })
     }
 }
@@ -138,7 +173,12 @@ impl RunArgs {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let backend = args.gpu_backend()?;
-    let agent = Agent::new(config, backend).context("starting the agent")?;
+    let agent = Agent::new(config, backend)
+        .context("starting the agent")?
+        .with_usage_intervals(
+            Duration::from_secs_f64(args.usage_sample_s),
+            Duration::from_secs_f64(args.usage_report_s),
+        );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;

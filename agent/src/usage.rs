@@ -5,7 +5,8 @@
 //! in `usage-outbox.json` until the control plane acknowledges them, so a batch resent
 //! after a crash carries the same sequence numbers and is never counted twice. The
 //! [`Recorder`] wraps the GPU backend during a reconcile and notes every signal, destroy
-//! and create that succeeded, as enforcement events.
+//! and create that succeeded, as enforcement events; a process stopped on a slice that
+//! no lease holds is also reported as a `rogue_process`.
 
 use crate::backend::{GpuBackend, GpuInfo, GpuSample, InstanceInfo, ProcessInfo, StopSignal};
 use crate::plan::{Desired, LeasePhase, Slot};
@@ -400,6 +401,16 @@ impl GpuBackend for Recorder<'_> {
                 .map(|p| p.mig_device_uuid.clone())
         });
         let slot = device.as_deref().and_then(|d| self.slot_of_device(d));
+        let lease = slot.as_ref().and_then(|s| self.leases.get(s));
+        if lease.is_none() && signal == StopSignal::Term {
+            // On a slice no lease of the desired state holds: a rogue process, reported
+            // once (with its first signal) beside the signal itself.
+            let mut e = self.event("rogue_process", slot.as_ref(), device.clone());
+            e.pid = Some(i64::from(pid));
+            e.signal = Some("TERM".into());
+            e.reason = Some("process on a MIG device of no live lease".into());
+            self.push(e);
+        }
         let mut e = self.event("process_terminated", slot.as_ref(), device);
         e.pid = Some(i64::from(pid));
         e.signal = Some(match signal {

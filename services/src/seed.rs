@@ -1,19 +1,36 @@
 //! Demo data for `aion dev`: the allocators GENCI and CNRS, two member organisations with
-//! a project each, and two demo users. Created through the normal domain functions, so it
-//! is validated and audited like anything else. Runs only on a database without organisations.
+//! a project each, and two demo users. Each demo project gets a contract grant of
+//! [`DEMO_GPU_HOURS`] H100-80GB GPU-hours valid for a year, and its organisation a quota
+//! of [`DEMO_COMPUTE_SLICES`] compute slices, so a newcomer's first lease request can
+//! become `active` on the simulated nodes at once. Created through the normal domain
+//! functions, so it is validated and audited like anything else. Runs only on a database
+//! without organisations.
 
 use crate::Services;
 use crate::authz::Caller;
 use crate::entities::organizations;
 use crate::error::Result;
+use crate::grants::{self, NewContractGrant};
 use crate::members::{self, MemberRef};
 use crate::organizations::{self as orgs, NewOrganization};
 use crate::projects::{self, NewProject};
+use crate::quota_settings;
+use crate::quotas::QuotaLimits;
 use crate::scope::Scope;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
 /// Issuer of the demo users; a real provider never uses a `urn:` issuer.
 pub const DEMO_ISSUER: &str = "urn:aion:dev";
+
+/// GPU model of the demo grants (the model of `aion dev`'s simulated nodes).
+pub const DEMO_GPU_MODEL: &str = "H100-80GB";
+/// GPU-hours of each demo project's contract grant.
+pub const DEMO_GPU_HOURS: i64 = 10_000;
+/// Days the demo grants are valid for.
+pub const DEMO_GRANT_DAYS: i64 = 365;
+/// Compute slices each demo organisation (and its project) may hold at once: 32 GPUs,
+/// the four default simulated nodes of `aion dev`.
+pub const DEMO_COMPUTE_SLICES: i64 = 32 * 7;
 
 /// What was seeded, for printing.
 #[derive(Debug, Default)]
@@ -82,6 +99,24 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
             email: Some(format!("{user}@{slug}.example")),
         };
         members::add(svc, &system, Scope::Project(project.id), who, "lead", None).await?;
+        let limits = QuotaLimits::parse(
+            DEMO_COMPUTE_SLICES,
+            None,
+            Default::default(),
+            Default::default(),
+        )?;
+        quota_settings::set_org(svc, &system, org.id, limits.clone(), None).await?;
+        quota_settings::set_project(svc, &system, project.id, limits, None).await?;
+        let now = svc.clock.now();
+        let grant = NewContractGrant::parse(
+            project.id.0,
+            DEMO_GPU_MODEL,
+            DEMO_GPU_HOURS,
+            now,
+            now + chrono::Duration::days(DEMO_GRANT_DAYS),
+            "demo contract (aion dev)",
+        )?;
+        grants::create_contract(svc, &system, grant, None).await?;
         seeded.organizations.push(org.slug);
     }
     Ok(seeded)

@@ -6,6 +6,9 @@ mod helpers;
 
 mod agent;
 mod agent_e2e;
+mod agent_kill;
+mod agent_outage;
+mod agent_rogue;
 mod allocation;
 mod audit;
 mod basics;
@@ -15,6 +18,7 @@ mod isolation;
 mod leases;
 mod lifecycle;
 mod members_tokens;
+mod newcomer;
 mod nodes;
 mod oidc;
 mod quotas;

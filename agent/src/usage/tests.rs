@@ -181,3 +181,47 @@ fn sequences_of_leases_unseen_for_weeks_are_forgotten() {
     outbox.push_intervals(Vec::new(), t(1) + Duration::days(FORGET_AFTER_DAYS + 1));
     assert!(outbox.sequences.is_empty());
 }
+
+#[test]
+fn a_process_stopped_on_a_slice_of_no_lease_is_reported_as_rogue_once() {
+    use crate::backend::sim::{SimBackend, SimConfig};
+    use crate::backend::{GpuBackend, StopSignal};
+    let sim = SimBackend::new(SimConfig {
+        model: aion_mig::GpuModel::H100_80GB,
+        gpus: 1,
+        seed: 9,
+        mig_enabled: true,
+    });
+    let gpu = sim.inventory().unwrap()[0].uuid.clone();
+    let made = sim.create_instance(&gpu, ProfileId::new(19), 0).unwrap();
+    sim.attach_virtual_process(&made.mig_device_uuid, 77, 1)
+        .unwrap();
+    sim.attach_virtual_process(&made.mig_device_uuid, 78, 1)
+        .unwrap();
+    let desired = Desired {
+        revision: 1,
+        leases: Vec::new(),
+    };
+    let recorder = Recorder::new(&sim, &desired, t(0));
+    recorder.instances().unwrap();
+    recorder.processes().unwrap();
+    recorder.signal(77, StopSignal::Term).unwrap();
+    recorder.signal(78, StopSignal::Kill).unwrap();
+    let events = recorder.into_events();
+    let kinds: Vec<(&str, Option<i64>)> = events.iter().map(|e| (e.kind.as_str(), e.pid)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("rogue_process", Some(77)),
+            ("process_terminated", Some(77)),
+            ("process_terminated", Some(78)),
+        ]
+    );
+    let rogue = &events[0];
+    assert_eq!(rogue.lease_id, None);
+    assert_eq!(
+        rogue.mig_device_uuid.as_deref(),
+        Some(made.mig_device_uuid.as_str())
+    );
+    assert_eq!(rogue.gpu_uuid.as_deref(), Some(gpu.as_str()));
+}

@@ -6,6 +6,7 @@ use crate::backend::os_process::OsProcess;
 use crate::backend::{GpuInfo, GpuSample, InstanceInfo, InstanceSample, ProcessInfo, StopSignal};
 use crate::{Error, Result};
 use aion_mig::{GpuModel, GpuState, ProfileId};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Domain separators of the seeded UUIDs, so a GPU and a MIG device never share one.
@@ -270,6 +271,141 @@ impl Node {
             });
         }
         Ok(samples)
+    }
+}
+
+/// What a persistent simulator keeps in its state file: the GPUs with their instances
+/// and MIG device UUIDs, the process table and the creation counter. Faults are not kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Saved {
+    model: GpuModel,
+    seed: u64,
+    created: u64,
+    gpus: Vec<SavedGpu>,
+    processes: Vec<SavedProcess>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedGpu {
+    uuid: String,
+    mig_enabled: bool,
+    instances: Vec<SavedInstance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedInstance {
+    profile: ProfileId,
+    start: u8,
+    mig_device_uuid: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedProcess {
+    pid: u32,
+    mig_device_uuid: String,
+    used_memory_mib: u64,
+    /// `None` for a virtual process.
+    os: Option<SavedOs>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedOs {
+    start_ticks: Option<u64>,
+}
+
+impl Node {
+    /// The state to save.
+    pub(super) fn snapshot(&self) -> Saved {
+        Saved {
+            model: self.model,
+            seed: self.seed,
+            created: self.created,
+            gpus: self
+                .gpus
+                .iter()
+                .map(|g| SavedGpu {
+                    uuid: g.uuid.clone(),
+                    mig_enabled: g.mig_enabled,
+                    instances: g
+                        .instances
+                        .iter()
+                        .map(|(&(profile, start), uuid)| SavedInstance {
+                            profile,
+                            start,
+                            mig_device_uuid: uuid.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            processes: self
+                .processes
+                .values()
+                .map(|p| SavedProcess {
+                    pid: p.info.pid,
+                    mig_device_uuid: p.info.mig_device_uuid.clone(),
+                    used_memory_mib: p.info.used_memory_mib,
+                    os: p.os.map(|os| SavedOs {
+                        start_ticks: os.start_ticks,
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    /// A node as `config` describes it, in the state `saved` (from the same
+    /// configuration: same model, seed and number of GPUs). Each instance is placed again
+    /// under the MIG rules; OS processes that have exited since (or whose pid now names
+    /// another process) are dropped.
+    pub(super) fn restore(config: &SimConfig, saved: Saved) -> Result<Self> {
+        let mut node = Self::new(config);
+        let uuids: Vec<&str> = node.gpus.iter().map(|g| g.uuid.as_str()).collect();
+        let saved_uuids: Vec<&str> = saved.gpus.iter().map(|g| g.uuid.as_str()).collect();
+        if saved.model != config.model || saved.seed != config.seed || uuids != saved_uuids {
+            return Err(Error::Backend(format!(
+                "the saved simulator state is of another node ({} GPUs of {}, seed {}); \
+                 this one has {} GPUs of {}, seed {}",
+                saved.gpus.len(),
+                saved.model,
+                saved.seed,
+                config.gpus,
+                config.model,
+                config.seed
+            )));
+        }
+        node.created = saved.created;
+        for (gpu, s) in node.gpus.iter_mut().zip(saved.gpus) {
+            gpu.mig_enabled = s.mig_enabled;
+            for i in s.instances {
+                gpu.state.place(i.profile, i.start)?;
+                gpu.instances
+                    .insert((i.profile, i.start), i.mig_device_uuid);
+            }
+        }
+        for p in saved.processes {
+            let os = match p.os {
+                None => None,
+                Some(s) => {
+                    let os = OsProcess {
+                        pid: p.pid,
+                        start_ticks: s.start_ticks,
+                    };
+                    if !os.is_alive() {
+                        continue;
+                    }
+                    Some(os)
+                }
+            };
+            if !node.has_device(&p.mig_device_uuid) {
+                continue;
+            }
+            let info = ProcessInfo {
+                pid: p.pid,
+                mig_device_uuid: p.mig_device_uuid,
+                used_memory_mib: p.used_memory_mib,
+            };
+            node.processes.insert(p.pid, Tracked { info, os });
+        }
+        Ok(node)
     }
 }
 
