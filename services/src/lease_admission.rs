@@ -51,7 +51,11 @@ fn live() -> Vec<&'static str> {
 }
 
 /// `SUM(expr)` over live leases matching `scope`, as an i64 on both engines.
-pub(crate) async fn live_sum(txn: &impl ConnectionTrait, scope: Condition, expr: &str) -> Result<i64> {
+pub(crate) async fn live_sum(
+    txn: &impl ConnectionTrait,
+    scope: Condition,
+    expr: &str,
+) -> Result<i64> {
     let sum: Option<i64> = leases::Entity::find()
         .select_only()
         .column_as(
