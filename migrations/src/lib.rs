@@ -8,6 +8,7 @@ mod m20261125_000002_allocation;
 mod m20261125_000003_leases_nodes;
 mod m20261125_000004_audit_inbox;
 mod m20261125_000005_usage;
+mod m20261125_000006_scheduler_epoch;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_leases_nodes::Migration),
             Box::new(m20261125_000004_audit_inbox::Migration),
             Box::new(m20261125_000005_usage::Migration),
+            Box::new(m20261125_000006_scheduler_epoch::Migration),
         ]
     }
 }

@@ -28,6 +28,9 @@ pub(super) async fn place_pending(
     now: DateTime<Utc>,
 ) -> Result<BatchReport> {
     let txn = svc.write_txn().await?;
+    if let Some(epoch) = state.fence {
+        super::leader::fence(&txn, epoch).await?;
+    }
     let mut query = leases::Entity::find()
         .filter(leases::Column::State.eq(LeaseState::Pending.as_str()))
         .order_by_asc(leases::Column::Id)

@@ -5,8 +5,8 @@
 
 use crate::Services;
 use crate::error::{Error, Result};
-use sea_orm::DbBackend;
 use sea_orm::sqlx::{self, Connection, PgConnection};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::time::Duration;
 
 /// The advisory lock key of the scheduler ("aionschd" in ASCII).
@@ -19,13 +19,16 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Leadership {
     /// The PostgreSQL session holding the lock (none with SQLite).
     conn: Option<PgConnection>,
+    /// The fencing epoch this leadership took (see [`fence`]).
+    epoch: i64,
 }
 
 impl Leadership {
     /// Tries once to become the leader; `None` when another replica leads.
     pub async fn try_acquire(svc: &Services) -> Result<Option<Self>> {
         if svc.db.get_database_backend() != DbBackend::Postgres {
-            return Ok(Some(Self { conn: None }));
+            let epoch = bump_epoch(svc).await?;
+            return Ok(Some(Self { conn: None, epoch }));
         }
         let pooled = svc
             .db
@@ -42,11 +45,27 @@ impl Leadership {
             .await
             .map_err(unavailable)?;
         if got {
-            Ok(Some(Self { conn: Some(conn) }))
+            // Waits for the last batch of a previous leader that still holds the epoch
+            // row, and fences off any later one.
+            match bump_epoch(svc).await {
+                Ok(epoch) => Ok(Some(Self {
+                    conn: Some(conn),
+                    epoch,
+                })),
+                Err(e) => {
+                    let _ = conn.close().await;
+                    Err(e)
+                }
+            }
         } else {
             let _ = conn.close().await;
             Ok(None)
         }
+    }
+
+    /// The fencing epoch of this leadership.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
     }
 
     /// Whether this process still leads (the lock's session answers).
@@ -77,6 +96,51 @@ impl Leadership {
     pub fn abandon(mut self) {
         self.conn.take();
     }
+}
+
+/// Takes the next fencing epoch (a new leader does, once it holds the lock).
+async fn bump_epoch(svc: &Services) -> Result<i64> {
+    let txn = svc.write_txn().await?;
+    txn.execute_unprepared("UPDATE scheduler_epoch SET epoch = epoch + 1 WHERE id = 1")
+        .await?;
+    let epoch = current_epoch(&txn).await?;
+    txn.commit().await?;
+    Ok(epoch)
+}
+
+/// The current fencing epoch.
+pub async fn current_epoch(db: &impl ConnectionTrait) -> Result<i64> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT epoch FROM scheduler_epoch WHERE id = 1",
+        ))
+        .await?
+        .ok_or_else(|| Error::Internal("the scheduler epoch row is missing".into()))?;
+    Ok(row.try_get::<i64>("", "epoch")?)
+}
+
+/// In a batch's transaction: proceeds only while `epoch` is still the current one, and
+/// holds the epoch row until commit so a new leader's bump waits for this batch.
+pub async fn fence(txn: &impl ConnectionTrait, epoch: i64) -> Result<()> {
+    let res = txn
+        .execute_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            match txn.get_database_backend() {
+                DbBackend::Postgres => {
+                    "UPDATE scheduler_epoch SET epoch = epoch WHERE id = 1 AND epoch = $1"
+                }
+                _ => "UPDATE scheduler_epoch SET epoch = epoch WHERE id = 1 AND epoch = ?",
+            },
+            [epoch.into()],
+        ))
+        .await?;
+    if res.rows_affected() != 1 {
+        return Err(Error::Unavailable(
+            "scheduler leadership lost: another replica took over".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn unavailable(e: sqlx::Error) -> Error {

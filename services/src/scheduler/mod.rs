@@ -79,6 +79,9 @@ pub struct SchedulerState {
     unaccounted: usize,
     /// Id after which the next batch starts (set after a full batch).
     cursor: Option<uuid::Uuid>,
+    /// The leader's fencing epoch; every batch commits only while it is current. `None`
+    /// only where nothing else schedules (tests driving `run_once` directly).
+    fence: Option<i64>,
 }
 
 impl SchedulerState {
@@ -89,7 +92,14 @@ impl SchedulerState {
             view: None,
             unaccounted: 0,
             cursor: None,
+            fence: None,
         }
+    }
+
+    /// Commits batches only while `epoch` is the current fencing epoch.
+    pub fn fenced(mut self, epoch: i64) -> Self {
+        self.fence = Some(epoch);
+        self
     }
 
     /// Forgets the fleet so the next tick rebuilds it from the database.
@@ -204,7 +214,7 @@ async fn lead_until_lost(
     mut lead: Leadership,
     shutdown: &mut watch::Receiver<bool>,
 ) {
-    let mut state = SchedulerState::new(config.clone());
+    let mut state = SchedulerState::new(config.clone()).fenced(lead.epoch());
     loop {
         if *shutdown.borrow() {
             lead.resign().await;
@@ -218,6 +228,11 @@ async fn lead_until_lost(
             Ok(r) => r.examined as u64 >= config.batch_size && r.placed + r.failed > 0,
             Err(e) => {
                 tracing::warn!(error = %e, "scheduler tick failed; rebuilding from the database");
+                if leader::current_epoch(&svc.db).await.ok() != Some(lead.epoch()) {
+                    // Another replica took over while this one still thought it led.
+                    lead.abandon();
+                    return;
+                }
                 false
             }
         };

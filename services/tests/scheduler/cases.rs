@@ -14,6 +14,7 @@ on_both_databases!(
     cordoned_nodes_get_no_new_placements,
     a_silent_node_becomes_unreachable_and_gets_no_new_placements,
     leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops,
+    a_leader_overtaken_by_a_new_one_commits_no_batch,
 );
 
 async fn pending_leases_are_placed_with_their_slot_claims(backend: Backend) {
@@ -287,6 +288,45 @@ async fn leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops(backend
         assert_eq!(w.get(id).await.state, "scheduled");
         assert_eq!(w.placements(id).await.len(), 1);
     }
+    assert_claims_consistent(&w).await;
+}
+
+/// A leader whose lock went with its session but which has not noticed yet (a network
+/// cut) is fenced off: the new leader's epoch makes its batches fail, so only the new
+/// leader places leases.
+async fn a_leader_overtaken_by_a_new_one_commits_no_batch(backend: Backend) {
+    let w = World::new(backend).await;
+    w.node("n1", "ready", 1).await;
+    let old = Leadership::try_acquire(&w.svc).await.unwrap().unwrap();
+    let mut old_state = World::state().fenced(old.epoch());
+    // The old leader's session ends; it goes on with its state as if it still led.
+    old.abandon();
+    let mut new = None;
+    for _ in 0..50 {
+        new = Leadership::try_acquire(&w.svc).await.unwrap();
+        if new.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let new = new.expect("a new leader took over");
+    assert!(new.epoch() > 0);
+    let id = w.lease("1g.10gb", 1, false, false).await;
+
+    let refused = run_once(&w.svc, &mut old_state, w.svc.clock.now()).await;
+    assert!(
+        matches!(refused, Err(aion_services::Error::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert_eq!(w.get(id).await.state, "pending");
+    assert!(w.placements(id).await.is_empty());
+
+    let mut new_state = World::state().fenced(new.epoch());
+    let report = run_once(&w.svc, &mut new_state, w.svc.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(report.placed, 1, "{report:?}");
+    assert_eq!(w.get(id).await.state, "scheduled");
     assert_claims_consistent(&w).await;
 }
 
