@@ -369,7 +369,9 @@ impl Agent {
             let grace = chrono::Duration::from_std(self.config.kill_grace)
                 .unwrap_or(chrono::Duration::seconds(10));
             let backend = Arc::clone(&self.backend);
+            let state_dir = self.config.state_dir.clone();
             let (applied, term_sent, events) = tokio::task::spawn_blocking(move || {
+                apply::track_workloads(&*backend, &state_dir);
                 let mut term_sent = term_sent;
                 let recorder = crate::usage::Recorder::new(&*backend, &desired, now);
                 let r = apply::reconcile(&recorder, &desired, &mut term_sent, now, online, grace);

@@ -9,6 +9,7 @@ mod agent_e2e;
 mod agent_kill;
 mod agent_outage;
 mod agent_rogue;
+mod agent_workload_race;
 mod allocation;
 mod audit;
 mod basics;

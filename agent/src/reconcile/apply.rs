@@ -251,6 +251,41 @@ fn live_devices(
     Ok(live)
 }
 
+/// Before planning: every running workload that `aion agent exec` registered on a device
+/// present now is made known to the backend (the simulator lists it on that device; the
+/// driver lists it by itself), whatever its lease. The plan then sees it as a process on
+/// the device: it stops it (and reports that) before destroying the instance, even when
+/// the release arrived before the agent had picked the workload up.
+pub fn track_workloads(backend: &dyn GpuBackend, state_dir: &Path) {
+    let workloads = exec::read_workloads(state_dir);
+    if workloads.is_empty() {
+        return;
+    }
+    let (devices, listed) = match (backend.instances(), backend.processes()) {
+        (Ok(i), Ok(p)) => (
+            i.into_iter()
+                .map(|i| i.mig_device_uuid)
+                .collect::<HashSet<_>>(),
+            p.into_iter().map(|p| p.pid).collect::<HashSet<_>>(),
+        ),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the GPUs; workloads not tracked this time");
+            return;
+        }
+    };
+    for w in workloads {
+        if listed.contains(&w.pid) || !w.is_running() {
+            continue;
+        }
+        let Some(device) = w.mig_device_uuids.iter().find(|u| devices.contains(*u)) else {
+            continue;
+        };
+        if let Err(e) = backend.track_workload(device, w.pid) {
+            tracing::warn!(error = %e, pid = w.pid, lease = %w.lease_id, "cannot track workload");
+        }
+    }
+}
+
 /// Workloads of live leases are tracked by the backend (the simulator lists them on
 /// their device); workloads whose lease is no longer live here and that the backend does
 /// not list (so the plan cannot stop them) get TERM, then KILL after the grace.
