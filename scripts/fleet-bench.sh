@@ -18,7 +18,7 @@ LOAD_S=${LOAD_S:-60}
 POLL_WAIT_S=${POLL_WAIT_S:-30}
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000)
-PORT=18282
+PORT=${PORT:-18391}
 TICKS=$(getconf CLK_TCK)
 
 cpu_s() { awk -v t="$TICKS" '{printf "%.1f", ($14 + $15) / t}' "/proc/$1/stat"; }
@@ -28,11 +28,16 @@ cargo build --release -q --bin aion --example fleet_load
 for NODES in "${SIZES[@]}"; do
   DB="aion_fleet_${NODES}_$$"
   DATA=$(mktemp -d)
+  if ss -ltn | grep -q ":$PORT "; then echo "port $PORT is taken; set PORT" >&2; exit 1; fi
+  SERVER="" FLEET=""
+  trap 'kill $FLEET $SERVER 2>/dev/null; psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; rm -rf "$DATA"' EXIT
   psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
   AION_LOG=warn ./target/release/aion serve --database-url "$PG/$DB?sslmode=disable" --migrate --data-dir "$DATA" \
     --listen "127.0.0.1:$PORT" --db-max-connections 32 >"$DATA/serve.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 600); do
+    [[ -f "$DATA/admin-token" ]] && curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1
+  done
   START=$(date +%s)
   ./target/release/aion fleet-sim --server "http://127.0.0.1:$PORT" --admin-token-file "$DATA/admin-token" \
     --nodes "$NODES" --gpus-per-node 8 --state-dir "$DATA/fleet" --site bench --poll-wait-s "$POLL_WAIT_S" \
