@@ -56,12 +56,20 @@ impl DevNodes {
             if !registered {
                 config.join_token = Some(join_token(services, n).await?);
             }
-            let backend = Arc::new(SimBackend::new(SimConfig {
-                model: GpuModel::H100_80GB,
-                gpus: GPUS_PER_NODE,
-                seed: u64::from(n),
-                mig_enabled: true,
-            }));
+            // The simulated GPUs keep their instances across restarts of `aion dev`, as
+            // real GPUs keep theirs across restarts of the agent.
+            let backend = Arc::new(
+                SimBackend::persistent(
+                    SimConfig {
+                        model: GpuModel::H100_80GB,
+                        gpus: GPUS_PER_NODE,
+                        seed: u64::from(n),
+                        mig_enabled: true,
+                    },
+                    state_dir.join("sim-state.json"),
+                )
+                .with_context(|| format!("loading the simulated GPUs of dev node {n}"))?,
+            );
             nodes.push(Agent::new(config, backend).context("starting a dev node")?);
         }
         Ok(Self { nodes })
