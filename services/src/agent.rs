@@ -43,9 +43,9 @@ pub const HEARTBEAT_WRITE_AFTER_S: i64 = 15;
 /// written at `now` (never for an `unreachable` node, which must come back).
 pub(crate) fn heartbeat_fresh(node: &nodes::Model, now: DateTime<Utc>) -> bool {
     node.state != NodeState::Unreachable.as_str()
-        && node.last_heartbeat_at.is_some_and(|t| {
-            t <= now && now - t < Duration::seconds(HEARTBEAT_WRITE_AFTER_S)
-        })
+        && node
+            .last_heartbeat_at
+            .is_some_and(|t| t <= now && now - t < Duration::seconds(HEARTBEAT_WRITE_AFTER_S))
 }
 
 /// A credential as handed to the agent (the secret is never stored).
