@@ -182,7 +182,9 @@ impl Agent {
     async fn reconcile_loop(&self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
         let mut pending = false;
-        let mut now = false;
+        // The first fetch does not wait: a restarted agent that knows a revision must
+        // reconcile (and report) at once, not after a whole long-poll.
+        let mut now = true;
         loop {
             if *shutdown.borrow() {
                 return Ok(());
