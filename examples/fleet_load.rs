@@ -8,6 +8,9 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{call, tenant};
+
 struct Args {
     base: String,
     token: String,
@@ -39,68 +42,6 @@ fn args() -> Args {
     }
     assert!(!a.token.is_empty(), "--token or --token-file is required");
     a
-}
-
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut req = client.request(method, &url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
-
-async fn tenant(client: &reqwest::Client, a: &Args) -> (String, String) {
-    let (b, t) = (&a.base, a.token.as_str());
-    let post = reqwest::Method::POST;
-    let slug = format!("fleet-load-{}", std::process::id());
-    let org = call(
-        client,
-        post.clone(),
-        format!("{b}/v1/organizations"),
-        t,
-        Some(json!({"slug": slug, "name": "Fleet load", "kind": "industry"})),
-    )
-    .await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    call(
-        client,
-        reqwest::Method::PUT,
-        format!("{b}/v1/organizations/{org}/quota"),
-        t,
-        Some(json!({"max_compute_slices": 7 * 300_000})),
-    )
-    .await;
-    let project = call(
-        client,
-        post.clone(),
-        format!("{b}/v1/organizations/{org}/projects"),
-        t,
-        Some(json!({"slug": "load", "name": "Load"})),
-    )
-    .await;
-    let project = project["id"].as_str().unwrap().to_owned();
-    let now = chrono::Utc::now();
-    call(client, post.clone(), format!("{b}/v1/grants"), t, Some(json!({"project_id": project, "gpu_model": "H100-80GB", "gpu_hours": 10_000_000,
-        "valid_from": (now - chrono::Duration::days(1)).to_rfc3339(), "valid_until": (now + chrono::Duration::days(30)).to_rfc3339(), "reference": "fleet-bench"}))).await;
-    let token = call(
-        client,
-        post,
-        format!("{b}/v1/projects/{project}/tokens"),
-        t,
-        Some(json!({"name": "fleet-load", "role": "lead"})),
-    )
-    .await;
-    (project, token["secret"].as_str().unwrap().to_owned())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -161,7 +102,8 @@ async fn main() {
         .pool_max_idle_per_host(4096)
         .build()
         .unwrap();
-    let (project, token) = tenant(&client, &a).await;
+    let slug = format!("fleet-load-{}", std::process::id());
+    let (project, token) = tenant(&client, &a.base, &a.token, &slug, "fleet-bench").await;
     let total = (a.rate * a.duration_s).round() as usize;
     let every = Duration::from_secs_f64(1.0 / a.rate);
     let mut tick = tokio::time::interval(every);

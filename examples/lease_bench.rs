@@ -12,6 +12,9 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{call, tenant};
+
 struct Args {
     base: String,
     token: String,
@@ -47,24 +50,6 @@ fn args() -> Args {
     a
 }
 
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut req = client.request(method, &url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
-
 async fn register_nodes(client: &reqwest::Client, a: &Args) {
     let nodes = a.gpus.div_ceil(8);
     let mut tasks = tokio::task::JoinSet::new();
@@ -87,50 +72,6 @@ async fn register_nodes(client: &reqwest::Client, a: &Args) {
     }
 }
 
-/// One organisation, project, large quota, grant and lead token per client.
-async fn tenant(client: &reqwest::Client, a: &Args, i: usize) -> (String, String) {
-    let (b, t) = (&a.base, a.token.as_str());
-    let post = reqwest::Method::POST;
-    let org = call(
-        client,
-        post.clone(),
-        format!("{b}/v1/organizations"),
-        t,
-        Some(json!({"slug": format!("bench-{i}"), "name": "Bench", "kind": "industry"})),
-    )
-    .await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    call(
-        client,
-        reqwest::Method::PUT,
-        format!("{b}/v1/organizations/{org}/quota"),
-        t,
-        Some(json!({"max_compute_slices": 7 * 300_000})),
-    )
-    .await;
-    let project = call(
-        client,
-        post.clone(),
-        format!("{b}/v1/organizations/{org}/projects"),
-        t,
-        Some(json!({"slug": "load", "name": "Load"})),
-    )
-    .await;
-    let project = project["id"].as_str().unwrap().to_owned();
-    let now = chrono::Utc::now();
-    call(client, post.clone(), format!("{b}/v1/grants"), t, Some(json!({"project_id": project, "gpu_model": "H100-80GB", "gpu_hours": 10_000_000,
-        "valid_from": (now - chrono::Duration::days(1)).to_rfc3339(), "valid_until": (now + chrono::Duration::days(30)).to_rfc3339(), "reference": "bench"}))).await;
-    let token = call(
-        client,
-        post,
-        format!("{b}/v1/projects/{project}/tokens"),
-        t,
-        Some(json!({"name": "bench", "role": "lead"})),
-    )
-    .await;
-    (project, token["secret"].as_str().unwrap().to_owned())
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
@@ -147,7 +88,7 @@ async fn main() {
     register_nodes(&client, &a).await;
     let mut tenants = Vec::new();
     for i in 0..a.clients {
-        tenants.push(tenant(&client, &a, i).await);
+        tenants.push(tenant(&client, &a.base, &a.token, &format!("bench-{i}"), "bench").await);
     }
     eprintln!(
         "setup: {} GPUs, {} tenants in {:.1} s",
