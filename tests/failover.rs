@@ -11,13 +11,17 @@
 //! test creates a fresh database and drops it at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/serve.rs"]
+mod serve;
+
 use aion_services::scheduler::leader::LOCK_KEY;
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
+use serve::ServeProcess;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// GPUs on the registered node: 16 × 7 = 112 slots of `1g.10gb`.
@@ -28,8 +32,6 @@ const LEASES_BEFORE: usize = 16;
 const LEASES_DURING: usize = 48;
 /// Leases requested from the survivor afterwards.
 const LEASES_AFTER: usize = 32;
-/// How long a replica may take to start listening.
-const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long one lease request (with its retries) may take.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// How long the survivor may take to lead (its followers retry every 3 s).
@@ -116,93 +118,27 @@ async fn query(db: &DatabaseConnection, sql: &str) -> Vec<sea_orm::QueryResult> 
 // Server processes
 // ---------------------------------------------------------------------------------------
 
-/// One `aion serve` child process; killed (SIGKILL) when dropped if still running.
-struct Replica {
-    name: &'static str,
-    child: Child,
-    dir: PathBuf,
-    base: String,
-    exited: bool,
+/// One `aion serve` replica on the shared database.
+struct Replica(ServeProcess);
+
+impl std::ops::Deref for Replica {
+    type Target = ServeProcess;
+    fn deref(&self) -> &ServeProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Replica {
+    fn deref_mut(&mut self) -> &mut ServeProcess {
+        &mut self.0
+    }
 }
 
 impl Replica {
     /// Starts `aion serve` on a free port and waits until it listens.
     async fn start(name: &'static str, db_url: &str, root: &Path) -> Self {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let stdout = std::fs::File::create(dir.join("stdout.log")).unwrap();
-        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aion"))
-            .arg("serve")
-            .args(["--database-url", db_url])
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--db-max-connections", "8"])
-            .args(["--scheduler-tick-ms", "100"])
-            .args(["--node-timeout-s", "600"])
-            .args(["--pending-timeout-s", "600"])
-            .args(["--log-format", "json"])
-            .env("AION_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("spawning aion serve");
-        let mut replica = Self {
-            name,
-            child,
-            dir,
-            base: String::new(),
-            exited: false,
-        };
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let out = std::fs::read_to_string(replica.dir.join("stdout.log")).unwrap_or_default();
-            if let Some(rest) = out.split("listening on ").nth(1)
-                && let Some(line) = rest.lines().next()
-            {
-                replica.base = line.trim().to_owned();
-                return replica;
-            }
-            if let Some(status) = replica.child.try_wait().unwrap() {
-                replica.exited = true;
-                panic!(
-                    "replica {name} exited ({status}) before listening\n{}",
-                    replica.logs()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {name} did not listen within {START_DEADLINE:?}\n{}",
-                replica.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-    }
-
-    /// The last lines of both outputs, for failure messages.
-    fn logs(&self) -> String {
-        let tail = |s: String| {
-            let lines: Vec<&str> = s.lines().collect();
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        };
-        format!(
-            "--- {} stdout ---\n{}\n--- {} stderr (last 40 lines) ---\n{}",
-            self.name,
-            tail(std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()),
-            self.name,
-            tail(self.stderr())
-        )
+        let extra = ["--pending-timeout-s", "600", "--log-format", "json"];
+        Self(ServeProcess::start(name, db_url, "127.0.0.1:0", root, &extra).await)
     }
 
     /// How many times this process logged taking the scheduler's leadership.
@@ -210,33 +146,6 @@ impl Replica {
         self.stderr()
             .matches("scheduler: gained leadership")
             .count()
-    }
-
-    /// Sends a signal (`TERM`, `KILL`) with `kill(1)`.
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args(["-s", sig, &self.pid().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -s {sig} {} failed", self.pid());
-    }
-
-    /// Waits until the process has exited.
-    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.exited = true;
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {} did not exit within {within:?} after the signal\n{}",
-                self.name,
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// Socket inodes open in this process (`/proc/PID/fd`).
@@ -250,15 +159,6 @@ impl Replica {
                 t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
             })
             .collect()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -7,103 +7,16 @@
 
 use crate::agent_kill::{AgentProcess, CONVERGE, ExecProcess, alive, poll, sim_state};
 use crate::helpers::PgDatabase;
+use crate::serve::ServeProcess;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// One `aion serve` process; killed when dropped if still running.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    exited: bool,
-}
-
-impl Server {
-    /// Starts `aion serve` on `port` and waits until it listens.
-    async fn start(name: &str, db_url: &str, port: u16, root: &Path) -> Self {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let stdout = std::fs::File::create(dir.join("stdout.log")).unwrap();
-        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aion"))
-            .arg("serve")
-            .args(["--database-url", db_url])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--db-max-connections", "8"])
-            .args(["--scheduler-tick-ms", "100"])
-            .args(["--node-timeout-s", "600"])
-            .env("AION_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("spawning aion serve");
-        let mut server = Self {
-            child,
-            dir,
-            exited: false,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = std::fs::read_to_string(server.dir.join("stdout.log")).unwrap_or_default();
-            if out.contains("listening on ") {
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                server.exited = true;
-                panic!(
-                    "server {name} exited ({status}) before listening\n{}",
-                    server.logs()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server {name} did not listen within 60 s\n{}",
-                server.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn logs(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        let err = read("stderr.log");
-        let lines: Vec<&str> = err.lines().collect();
-        format!(
-            "--- server stdout ---\n{}\n--- server stderr (last 40 lines) ---\n{}",
-            read("stdout.log"),
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        )
-    }
-
-    /// SIGTERM, then waits until it has exited.
-    async fn stop(&mut self) {
-        crate::agent_kill::signal(self.child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop within 30 s\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.exited = true;
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts `aion serve` on `port` and waits until it listens.
+async fn start_server(name: &str, db_url: &str, port: u16, root: &Path) -> ServeProcess {
+    ServeProcess::start(name, db_url, &format!("127.0.0.1:{port}"), root, &[]).await
 }
 
 /// A control plane reached over HTTP.
@@ -238,7 +151,7 @@ async fn the_control_plane_down_then_back_the_agent_keeps_the_slice_and_catches_
         String::from_utf8_lossy(&migrated.stderr)
     );
     let port = free_port();
-    let mut first = Server::start("first", &pg.url, port, root.path()).await;
+    let mut first = start_server("first", &pg.url, port, root.path()).await;
     let admin = std::fs::read_to_string(first.dir.join("data/admin-token"))
         .expect("the first server writes the admin token")
         .trim()
@@ -358,7 +271,7 @@ async fn the_control_plane_down_then_back_the_agent_keeps_the_slice_and_catches_
     );
 
     // Act 2: a new server on the same database and port.
-    let mut second = Server::start("second", &pg.url, port, root.path()).await;
+    let mut second = start_server("second", &pg.url, port, root.path()).await;
 
     // Assert 2: the agent catches up: the queued usage is sent and counted once.
     poll(CONVERGE, "the queued usage is sent", || {

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+#[path = "../support/serve.rs"]
+mod serve;
 
 mod agent;
 mod agent_e2e;
