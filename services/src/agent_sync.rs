@@ -12,7 +12,7 @@ use crate::Services;
 use crate::agent::{NodeAuth, heartbeat, heartbeat_fresh, notify_nodes};
 use crate::agent_input::StatusReport;
 use crate::authz::Caller;
-use crate::entities::{gpus, lease_placements, leases};
+use crate::entities::{gpu_slot_claims, gpus, lease_placements, leases};
 use crate::error::{Error, Result};
 use crate::ids::{LeaseId, NodeId, PlacementId};
 use crate::lease_lifecycle::{bump_nodes, transition};
@@ -82,6 +82,10 @@ pub struct DesiredState {
     pub leases: Vec<DesiredLease>,
 }
 
+/// The placements of the node's live leases, with those leases. Slot claims exist only
+/// for live leases (they are freed when a lease ends), so starting from the claims on the
+/// node's GPUs keeps the cost bounded by the node's capacity, not by its history of
+/// placements (which are kept for the record).
 async fn live_placements(
     db: &impl ConnectionTrait,
     node: NodeId,
@@ -89,21 +93,32 @@ async fn live_placements(
     Vec<lease_placements::Model>,
     HashMap<uuid::Uuid, leases::Model>,
 )> {
+    let node_gpus = sea_orm::sea_query::Query::select()
+        .column(gpus::Column::Id)
+        .from(gpus::Entity)
+        .and_where(gpus::Column::NodeId.eq(node.0))
+        .to_owned();
+    let claimed: HashSet<uuid::Uuid> = gpu_slot_claims::Entity::find()
+        .select_only()
+        .column(gpu_slot_claims::Column::LeaseId)
+        .filter(gpu_slot_claims::Column::GpuId.in_subquery(node_gpus))
+        .into_tuple::<uuid::Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    if claimed.is_empty() {
+        return Ok((Vec::new(), HashMap::new()));
+    }
     let placements = lease_placements::Entity::find()
         .filter(lease_placements::Column::NodeId.eq(node.0))
+        .filter(lease_placements::Column::LeaseId.is_in(claimed.iter().copied()))
         .order_by_asc(lease_placements::Column::Id)
         .all(db)
         .await?;
     let names: Vec<&str> = AGENT_STATES.iter().map(|s| s.as_str()).collect();
     let lease_rows = leases::Entity::find()
-        .filter(
-            leases::Column::Id.is_in(
-                placements
-                    .iter()
-                    .map(|p| p.lease_id)
-                    .collect::<HashSet<_>>(),
-            ),
-        )
+        .filter(leases::Column::Id.is_in(claimed))
         .filter(leases::Column::State.is_in(names))
         .all(db)
         .await?
