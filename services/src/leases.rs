@@ -408,7 +408,8 @@ pub(crate) fn created_record(lease: &Lease, grant: GrantId) -> Record {
     }
 }
 
-async fn load_visible(
+/// The lease if the caller may see it; another tenant's lease is not found.
+pub(crate) async fn load_visible(
     db: &impl ConnectionTrait,
     caller: &Caller,
     id: LeaseId,

@@ -46,7 +46,8 @@ pub struct RawUsageRecord {
 /// A validated batch (no two records with the same lease and sequence).
 #[derive(Clone, Debug)]
 pub struct UsageBatch {
-    records: Vec<RawUsageRecord>,
+    /// Distinct records with their index in the batch as sent (for error field names).
+    records: Vec<(usize, RawUsageRecord)>,
     in_batch_duplicates: u64,
 }
 
@@ -64,11 +65,11 @@ impl UsageBatch {
             check_record(&mut errors, i, r, now);
         }
         let mut seen: BTreeMap<(Uuid, i64), usize> = BTreeMap::new();
-        let mut unique = Vec::with_capacity(records.len());
+        let mut unique: Vec<(usize, RawUsageRecord)> = Vec::with_capacity(records.len());
         let mut in_batch_duplicates = 0;
         for (i, r) in records.into_iter().enumerate() {
             match seen.get(&(r.lease_id, r.sequence)) {
-                Some(&j) if same_raw(&unique[j], &r) => in_batch_duplicates += 1,
+                Some(&j) if same_raw(&unique[j].1, &r) => in_batch_duplicates += 1,
                 Some(_) => {
                     errors.insert(
                         format!("records[{i}].sequence"),
@@ -77,7 +78,7 @@ impl UsageBatch {
                 }
                 None => {
                     seen.insert((r.lease_id, r.sequence), unique.len());
-                    unique.push(r);
+                    unique.push((i, r));
                 }
             }
         }
@@ -90,6 +91,9 @@ impl UsageBatch {
         })
     }
 }
+
+/// The most energy one record may claim per second of its interval: 2 kW in mJ/s.
+const MAX_MILLIJOULES_PER_S: i64 = 2_000_000;
 
 fn check_record(errors: &mut FieldErrors, i: usize, r: &RawUsageRecord, now: DateTime<Utc>) {
     let mut bad = |field: &str, msg: &str| {
@@ -117,8 +121,13 @@ fn check_record(errors: &mut FieldErrors, i: usize, r: &RawUsageRecord, now: Dat
     if !(0..=MAX_MEMORY_MIB).contains(&r.memory_used_mib) {
         bad("memory_used_mib", "must be 0 to 1048576");
     }
-    if r.energy_mj < 0 {
-        bad("energy_mj", "must not be negative");
+    // No GPU draws 2 kW: a figure above that over the interval is a bug or a lie, and
+    // keeps report totals far from overflowing.
+    if r.energy_mj < 0 || r.energy_mj > length.max(0).saturating_mul(MAX_MILLIJOULES_PER_S) {
+        bad(
+            "energy_mj",
+            "must be 0 to 2,000,000 per second of the interval (2 kW)",
+        );
     }
 }
 
@@ -169,7 +178,7 @@ pub async fn record_batch(
 ) -> Result<BatchOutcome> {
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
-    let lease_ids: BTreeSet<Uuid> = batch.records.iter().map(|r| r.lease_id).collect();
+    let lease_ids: BTreeSet<Uuid> = batch.records.iter().map(|(_, r)| r.lease_id).collect();
     let ids: Vec<Uuid> = lease_ids.iter().copied().collect();
     let mut on_node: BTreeMap<Uuid, i64> = BTreeMap::new();
     for p in lease_placements::Entity::find()
@@ -191,7 +200,7 @@ pub async fn record_batch(
         .into_iter()
         .map(|m| (m.id, m))
         .collect();
-    let sequences: BTreeSet<i64> = batch.records.iter().map(|r| r.sequence).collect();
+    let sequences: BTreeSet<i64> = batch.records.iter().map(|(_, r)| r.sequence).collect();
     let stored: BTreeMap<(Uuid, i64), usage_records::Model> = usage_records::Entity::find()
         .filter(usage_records::Column::NodeId.eq(node.node_id.0))
         .filter(usage_records::Column::LeaseId.is_in(ids))
@@ -206,7 +215,7 @@ pub async fn record_batch(
         ..BatchOutcome::default()
     };
     let mut rows = Vec::new();
-    for r in batch.records {
+    for (i, r) in batch.records {
         if let Some(m) = stored.get(&(r.lease_id, r.sequence)) {
             if !same_stored(m, &r) {
                 return Err(Error::Conflict(format!(
@@ -222,7 +231,7 @@ pub async fn record_batch(
         let length = (r.interval_end - r.interval_start).num_seconds() + 1;
         if r.allocated_seconds > length * instances {
             return Err(Error::invalid(
-                "allocated_seconds",
+                &format!("records[{i}].allocated_seconds"),
                 format!(
                     "lease {} has {instances} instance(s) here: at most {} seconds in this interval",
                     r.lease_id,
@@ -257,7 +266,8 @@ fn row(
         project_id: Set(lease.project_id),
         organization_id: Set(lease.organization_id),
         profile: Set(lease.profile.clone()),
-        compute_slices: Set(i32::try_from(per_instance).unwrap_or(7)),
+        // At most 7 (a lease's profile has 1 to 7 compute slices per instance).
+        compute_slices: Set(i32::try_from(per_instance.clamp(0, 7)).unwrap_or_default()),
         interval_start: Set(r.interval_start),
         interval_end: Set(r.interval_end),
         allocated_seconds: Set(r.allocated_seconds),

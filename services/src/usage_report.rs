@@ -4,9 +4,9 @@
 
 use crate::Services;
 use crate::authz::Caller;
-use crate::entities::{leases, usage_records};
+use crate::entities::usage_records;
 use crate::error::{Error, Result};
-use crate::ids::{LeaseId, OrganizationId, ProjectId};
+use crate::ids::{LeaseId, ProjectId};
 use crate::projects;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -147,9 +147,12 @@ pub struct Totals {
 
 impl Totals {
     fn add(&mut self, m: &usage_records::Model) {
-        self.allocated_seconds += m.allocated_seconds;
-        self.slice_seconds += m.allocated_seconds * i64::from(m.compute_slices);
-        self.energy_mj += m.energy_mj;
+        self.allocated_seconds = self.allocated_seconds.saturating_add(m.allocated_seconds);
+        self.slice_seconds = self.slice_seconds.saturating_add(
+            m.allocated_seconds
+                .saturating_mul(i64::from(m.compute_slices)),
+        );
+        self.energy_mj = self.energy_mj.saturating_add(m.energy_mj);
         self.peak_memory_used_mib = self.peak_memory_used_mib.max(m.memory_used_mib);
         self.records += 1;
         if let Some(p) = m.sm_utilisation_pct {
@@ -253,12 +256,7 @@ pub async fn lease_usage(
     lease: LeaseId,
     q: UsageQuery,
 ) -> Result<UsageReport> {
-    match leases::Entity::find_by_id(lease.0).one(&svc.db).await? {
-        Some(m)
-            if caller
-                .can_see_project(OrganizationId(m.organization_id), ProjectId(m.project_id)) => {}
-        _ => return Err(Error::NotFound("lease")),
-    }
+    crate::leases::load_visible(&svc.db, caller, lease).await?;
     let rows = usage_records::Entity::find()
         .filter(usage_records::Column::LeaseId.eq(lease.0))
         .filter(usage_records::Column::IntervalStart.gte(q.from))

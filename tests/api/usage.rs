@@ -146,9 +146,29 @@ async fn bad_usage_figures_are_refused_naming_the_field(backend: Backend) {
     // More allocated time than one instance had in the interval.
     let mut too_long = record(lease, 0, start, 60, 1);
     too_long["allocated_seconds"] = json!(600);
-    app.post("/v1/agent/usage", &cred, json!({"records": [too_long]}))
+    let res = app
+        .post("/v1/agent/usage", &cred, json!({"records": [too_long]}))
         .await
         .expect_problem(400, "validation_failed");
+    assert!(
+        res.body
+            .to_string()
+            .contains("records[0].allocated_seconds"),
+        "{}",
+        res.body
+    );
+    // More energy than any GPU draws (2 kW) over the interval: refused, so report totals
+    // can never overflow.
+    let absurd = record(lease, 0, start, 60, i64::MAX);
+    let res = app
+        .post("/v1/agent/usage", &cred, json!({"records": [absurd]}))
+        .await
+        .expect_problem(400, "validation_failed");
+    assert!(
+        res.body.to_string().contains("records[0].energy_mj"),
+        "{}",
+        res.body
+    );
     app.post("/v1/agent/usage", &cred, json!({"records": []}))
         .await
         .expect_problem(400, "validation_failed");
