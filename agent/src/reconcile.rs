@@ -164,6 +164,8 @@ impl Agent {
     /// rules); nothing is reported.
     pub async fn apply_desired(&self, desired: DesiredState, online: bool) -> Result<Progress> {
         let parsed = Desired::parse(&desired)?;
+        // Kept like a fetched one, so a restart knows it too.
+        self.save_desired(&desired);
         self.state.lock().await.desired = Some((desired, parsed));
         self.reconcile(online, false).await
     }
@@ -254,8 +256,11 @@ impl Agent {
                 }
                 other => other,
             },
-            Err(e) if is_control_plane(&e) || matches!(e, Error::Protocol(_)) => {
-                if let Error::Unauthorized { .. } = e {
+            Err(e)
+                if is_control_plane(&e)
+                    || matches!(e, Error::Protocol(_) | Error::State { .. }) =>
+            {
+                if let Error::Unauthorized { .. } | Error::State { .. } = e {
                     tracing::error!(error = %e, path = %self.store.path().display(),
                         "the control plane rejects this node's credential; register the node again with a new join token");
                 } else {
@@ -341,13 +346,7 @@ impl Agent {
         let wire = self.client.desired_state(&cred, known, wait_for).await?;
         let parsed = Desired::parse(&wire)?;
         if known != Some(wire.revision) {
-            let path = desired_path(&self.config);
-            if let Err(e) = serde_json::to_vec(&wire)
-                .map_err(std::io::Error::other)
-                .and_then(|b| crate::client::write_private(&path, &b))
-            {
-                tracing::warn!(error = %e, path = %path.display(), "cannot save the desired state");
-            }
+            self.save_desired(&wire);
         }
         self.state.lock().await.desired = Some((wire, parsed));
         Ok(())
@@ -425,6 +424,20 @@ fn is_control_plane(e: &Error) -> bool {
         e,
         Error::Unreachable(_) | Error::Unauthorized { .. } | Error::Refused { .. }
     )
+}
+
+impl Agent {
+    /// Saves the desired state (mode 0600) so that a restarted agent cut off from the
+    /// control plane still knows its leases.
+    fn save_desired(&self, wire: &DesiredState) {
+        let path = desired_path(&self.config);
+        if let Err(e) = serde_json::to_vec(wire)
+            .map_err(std::io::Error::other)
+            .and_then(|b| crate::client::write_private(&path, &b))
+        {
+            tracing::warn!(error = %e, path = %path.display(), "cannot save the desired state");
+        }
+    }
 }
 
 fn desired_path(config: &AgentConfig) -> PathBuf {

@@ -156,9 +156,17 @@ async fn a_restarted_agent_that_cannot_reach_the_control_plane_touches_nothing()
     let b = sim();
     let gpu = gpu0(&b)?;
     let dir = state_dir();
+    // Online, the control plane decides when a lease ends: both instances are made, even
+    // the one whose `ends_at` has passed.
+    let mut ended = lease("active", &gpu, 9, &[4]);
+    ended.ends_at = Some(Utc::now() - Duration::minutes(1));
     agent(b.clone(), &dir)?
-        .apply_desired(desired(1, vec![lease("active", &gpu, 9, &[0])]), true)
+        .apply_desired(
+            desired(1, vec![lease("active", &gpu, 9, &[0]), ended]),
+            true,
+        )
         .await?;
+    assert_eq!(b.instances()?.len(), 2);
     CredentialStore::new(&dir).save(&Credential {
         node_id: Uuid::new_v4(),
         secret: "aionnode_test".into(),
@@ -166,11 +174,15 @@ async fn a_restarted_agent_that_cannot_reach_the_control_plane_touches_nothing()
         renew_after: Utc::now() + Duration::hours(12),
     })?;
 
+    // A new agent on the same state dir with the control plane unreachable works from the
+    // saved desired state: it keeps the live slice and tears down the ended one.
     let restarted = agent(b.clone(), &dir)?;
     let p = restarted.reconcile_once().await?;
     assert!(!p.online);
-    assert_eq!(p.actions, 0);
-    assert_eq!(b.instances()?.len(), 1, "the tenant's slice survives");
+    assert_eq!(p.actions, 1, "only the ended lease's instance goes");
+    let left = b.instances()?;
+    assert_eq!(left.len(), 1, "the tenant's slice survives");
+    assert_eq!(left[0].start, 0);
     Ok(())
 }
 

@@ -94,9 +94,14 @@ impl NvmlBackend {
             let gis = ffi::gpu_instances(&self.nvml, &gpu.device, id, max)
                 .map_err(nvml_error("listing GPU instances"))?;
             for gi in gis {
-                let (profile, start) =
-                    placement_from_nvml(gpu.info.model, gi.profile_id, gi.start, gi.size)?;
-                all.push(Placed { profile, start, gi });
+                match placement_from_nvml(gpu.info.model, gi.profile_id, gi.start, gi.size) {
+                    Ok((profile, start)) => all.push(Placed { profile, start, gi }),
+                    // Made outside Aion and not in the MIG tables: left alone (the GPU
+                    // refuses any create that would overlap it) rather than failing every
+                    // reconcile of the node.
+                    Err(e) => tracing::warn!(error = %e, gpu = %gpu.info.uuid, gi = gi.id,
+                        "GPU instance outside the MIG tables ignored"),
+                }
             }
         }
         Ok(all)
@@ -267,7 +272,7 @@ impl GpuBackend for NvmlBackend {
         let gpu = self.gpu(gpu_uuid)?;
         let placed = self.placed(&gpu)?;
         let Some(target) = placed
-            .iter()
+            .into_iter()
             .find(|p| p.profile == profile && p.start == start)
         else {
             return Err(Error::UnknownInstance {

@@ -23,8 +23,9 @@ use std::mem;
 /// NVML compute-instance profile indices go up to `NVML_COMPUTE_INSTANCE_PROFILE_COUNT`.
 const CI_PROFILE_COUNT: u32 = nvml_wrapper_sys::bindings::NVML_COMPUTE_INSTANCE_PROFILE_COUNT;
 
-/// A GPU instance handle, valid while the `Nvml` it came from is borrowed.
-#[derive(Clone, Copy, Debug)]
+/// A GPU instance handle, valid while the `Nvml` it came from is borrowed. Not `Copy`:
+/// destroying it consumes it, so no copy of the handle can be used afterwards.
+#[derive(Debug)]
 pub(super) struct GpuInstance<'nvml> {
     handle: nvmlGpuInstance_t,
     /// GPU instance id (what MIG device handles report).
@@ -72,8 +73,9 @@ pub(super) fn gpu_instances<'n>(
     let list = nvml_sym(nvml.lib().nvmlDeviceGetGpuInstances.as_ref())?;
     let mut handles: Vec<nvmlGpuInstance_t> = vec![std::ptr::null_mut(); max.max(1) as usize];
     let mut count = handles.len() as u32;
-    // SAFETY: `handles` has room for `count` handles, as NVML requires; NVML writes at
-    // most `count` of them and sets `count` to how many it wrote.
+    // SAFETY: NVML fills `handles` with at most the profile's instance count (`max`, from
+    // `nvmlDeviceGetGpuInstanceProfileInfo`) and sets `count` to how many it wrote;
+    // `handles` has room for `max` (at least one).
     unsafe {
         nvml_try(list(
             raw(device),
@@ -150,7 +152,9 @@ pub(super) fn destroy_gpu_instance(nvml: &Nvml, gi: GpuInstance<'_>) -> Result<(
     let destroy_ci = nvml_sym(lib.nvmlComputeInstanceDestroy.as_ref())?;
     let destroy_gi = nvml_sym(lib.nvmlGpuInstanceDestroy.as_ref())?;
     for ci_index in 0..CI_PROFILE_COUNT {
-        // SAFETY: as above; `cis` has room for `count` handles.
+        // SAFETY: a GPU instance holds at most as many compute instances of one profile as
+        // it has compute slices (7 at most), so `cis` with 8 slots is large enough; NVML
+        // sets `count` to how many it wrote, and only those are read.
         unsafe {
             let mut info: nvmlComputeInstanceProfileInfo_t = mem::zeroed();
             let shared = NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED;
@@ -166,7 +170,8 @@ pub(super) fn destroy_gpu_instance(nvml: &Nvml, gi: GpuInstance<'_>) -> Result<(
             }
         }
     }
-    // SAFETY: `gi.handle` came from NVML; it is not used after this call (`gi` moved).
+    // SAFETY: `gi.handle` came from NVML; `gi` is moved in and `GpuInstance` is not
+    // `Copy`, so the handle cannot be used after this call.
     unsafe { nvml_try(destroy_gi(gi.handle)) }
 }
 
