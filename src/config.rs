@@ -67,6 +67,12 @@ pub struct Config {
     pub node_timeout_s: u64,
     /// Simulated nodes (8 × H100-80GB each) `aion dev` runs in-process; 0: none.
     pub dev_nodes: u32,
+    /// Committed percentages of a grant (held + used) that raise a warning once each.
+    pub budget_warn_at_percent: Vec<u8>,
+    /// Seconds before a grant's end at which it warns.
+    pub grant_end_warning_s: u64,
+    /// Seconds the leases of an overdrawn grant go on before they are ended.
+    pub overdraft_grace_s: u64,
 }
 
 impl Default for Config {
@@ -85,6 +91,9 @@ impl Default for Config {
             pending_timeout_s: 900,
             node_timeout_s: 60,
             dev_nodes: 4,
+            budget_warn_at_percent: vec![80, 90, 100],
+            grant_end_warning_s: 7 * 24 * 3600,
+            overdraft_grace_s: 900,
         }
     }
 }
@@ -97,6 +106,15 @@ impl Config {
             tick: std::time::Duration::from_millis(self.scheduler_tick_ms),
             pending_timeout: std::time::Duration::from_secs(self.pending_timeout_s),
             node_timeout: std::time::Duration::from_secs(self.node_timeout_s),
+        }
+    }
+
+    /// Budget warnings and the overdraft grace.
+    pub fn budget(&self) -> aion_services::ledger::BudgetPolicy {
+        aion_services::ledger::BudgetPolicy {
+            warn_at_percent: self.budget_warn_at_percent.clone(),
+            grant_end_warning: std::time::Duration::from_secs(self.grant_end_warning_s),
+            overdraft_grace: std::time::Duration::from_secs(self.overdraft_grace_s),
         }
     }
 
@@ -168,6 +186,18 @@ pub struct ConfigArgs {
     #[arg(long, env = "AION_DEV_NODES", value_parser = clap::value_parser!(u32).range(0..=64))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev_nodes: Option<u32>,
+    /// Committed percentages of a grant that raise a warning [default: 80,90,100].
+    #[arg(long, env = "AION_BUDGET_WARN_AT_PERCENT", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_warn_at_percent: Option<Vec<u8>>,
+    /// Seconds before a grant's end at which it warns [default: 604800].
+    #[arg(long, env = "AION_GRANT_END_WARNING_S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_end_warning_s: Option<u64>,
+    /// Seconds an overdrawn grant's leases go on before they end [default: 900].
+    #[arg(long, env = "AION_OVERDRAFT_GRACE_S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overdraft_grace_s: Option<u64>,
 }
 
 fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {
@@ -219,6 +249,13 @@ impl ConfigArgs {
         anyhow::ensure!(
             config.scheduler_batch_size > 0 && config.scheduler_tick_ms > 0,
             "scheduler_batch_size and scheduler_tick_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            config
+                .budget_warn_at_percent
+                .iter()
+                .all(|p| (1..=100).contains(p)),
+            "budget_warn_at_percent values must be between 1 and 100"
         );
         Ok(config)
     }

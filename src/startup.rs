@@ -78,6 +78,7 @@ impl Application {
             oidc: Arc::new(oidc),
             events: Arc::default(),
             admission: Arc::default(),
+            budget: Arc::new(config.budget()),
         };
         let admin_token_path = config.data_dir.join("admin-token");
         let bootstrap_token = bootstrap::admin_token_if_empty(&services).await?;
@@ -175,6 +176,7 @@ pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
         oidc: Arc::new(oidc),
         events: Arc::default(),
         admission: Arc::default(),
+        budget: Arc::new(config.budget()),
     })
 }
 

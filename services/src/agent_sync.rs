@@ -495,6 +495,14 @@ async fn advance_leases(
         freed: false,
     };
     let system = Caller::system(request_id);
+    // Released leases post to their grants' ledgers: lock those grants first, in id
+    // order, so two nodes' reports cannot deadlock on them.
+    let releasing = candidates
+        .iter()
+        .filter(|l| l.state == LeaseState::Releasing.as_str())
+        .filter_map(|l| l.grant_id)
+        .collect();
+    crate::ledger::lock(txn, &releasing).await?;
     for lease in candidates {
         let target = match LeaseState::parse("state", &lease.state)? {
             LeaseState::Scheduled => LeaseState::Active,

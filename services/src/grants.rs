@@ -9,6 +9,7 @@ use crate::entities::grants;
 use crate::error::{Error, Result};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{AllocationRequestId, CallId, GrantId, OrganizationId, ProjectId};
+use crate::ledger;
 use crate::pagination::{Page, PageRequest};
 use crate::projects::load_visible as load_project;
 use crate::validate::{Validator, missing};
@@ -171,10 +172,13 @@ pub(crate) async fn insert(
         reference: Set(g.reference),
         created_by: Set(g.created_by),
         created_at: Set(g.created_at),
+        overdrawn_since: Set(None),
     }
     .insert(txn)
     .await?;
     let grant = from_model(model)?;
+    let allocation = ledger::Posting::allocation(grant.id.0, grant.amount.get());
+    ledger::post(txn, now, &caller.actor.key(), vec![allocation]).await?;
     let details = json!({"gpu_model": grant.gpu_model.name(), "slice_seconds": grant.amount.get(), "source": grant.source.as_str()});
     let rec = Record {
         action: "grant.create",

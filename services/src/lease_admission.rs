@@ -7,6 +7,7 @@ use crate::entities::{grants, leases, organizations};
 use crate::error::{Error, Result};
 use crate::ids::{GrantId, OrganizationId, ProjectId};
 use crate::lease_state::LeaseState;
+use crate::ledger;
 use crate::quotas::{self, QuotaLimits};
 use aion_mig::GpuModel;
 use chrono::{DateTime, Utc};
@@ -221,43 +222,34 @@ pub(crate) fn candidates_on_model<'g>(
 }
 
 /// Picks the grant that funds the lease among `valid` (see [`valid_grants`]): on its GPU
-/// model, with at least the hold left (used = holds of live leases + charges of ended
-/// ones, summed per grant in one query), the one ending first.
+/// model, with at least the hold left (its ledger balance, read from the last entry
+/// under the grant's lock), the one ending first.
 pub async fn pick_grant(
     txn: &impl ConnectionTrait,
     valid: &[grants::Model],
     ask: &Ask<'_>,
 ) -> Result<GrantId> {
     let candidates = candidates_on_model(valid, ask)?;
-    let used: Vec<(uuid::Uuid, i64)> = leases::Entity::find()
-        .select_only()
-        .column(leases::Column::GrantId)
-        .column_as(
-            Expr::cust("CAST(SUM(held_slice_seconds + charged_slice_seconds) AS BIGINT)"),
-            "used",
-        )
-        .filter(leases::Column::GrantId.is_in(candidates.iter().map(|g| g.id)))
-        .group_by(leases::Column::GrantId)
-        .into_tuple()
-        .all(txn)
-        .await?;
+    let ids = candidates.iter().map(|g| g.id).collect();
+    ledger::lock(txn, &ids).await?;
+    let heads = ledger::heads(txn, &ids).await?;
     choose_grant(
         &candidates,
-        |g| used.iter().find(|(id, _)| *id == g).map_or(0, |(_, u)| *u),
+        |g| heads.get(&g).map_or(0, |(_, s)| s.balance),
         ask,
     )
 }
 
 /// Among `candidates` (valid, on the lease's model, the one ending first first), the first
-/// with at least the hold left; `spent` gives what a grant has used and held so far.
+/// with at least the hold left; `left` gives a grant's balance.
 pub(crate) fn choose_grant(
     candidates: &[&grants::Model],
-    spent: impl Fn(uuid::Uuid) -> i64,
+    left: impl Fn(uuid::Uuid) -> i64,
     ask: &Ask<'_>,
 ) -> Result<GrantId> {
     let mut best_left = 0;
     for grant in candidates {
-        let left = grant.slice_seconds - spent(grant.id);
+        let left = left(grant.id);
         if left >= ask.hold {
             return Ok(GrantId(grant.id));
         }

@@ -22,6 +22,7 @@ use crate::ids::{GrantId, LeaseId, OrganizationId, ProjectId};
 use crate::lease_admission::{self as admission, Ask};
 use crate::lease_state::LeaseState;
 use crate::leases::{self, Lease, NewLease};
+use crate::ledger;
 use crate::quotas::{self, EffectiveQuota};
 use crate::values::OrganizationKind;
 use chrono::{DateTime, Utc};
@@ -168,7 +169,7 @@ struct Totals {
     project: HashMap<(ProjectId, bool), i64>,
     /// (organisation, preemptible) → compute slices held.
     organization: HashMap<(OrganizationId, bool), i64>,
-    /// Grant → slice-seconds used and held.
+    /// Grant → balance left (its ledger's, less the holds this batch admitted).
     grant: HashMap<uuid::Uuid, i64>,
     /// (scope, profile) → instances admitted by this batch (per-profile caps).
     profile: HashMap<(uuid::Uuid, String), i64>,
@@ -245,6 +246,7 @@ async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result
     let mut rows = Vec::new();
     let mut events = Vec::new();
     let mut keys = Vec::new();
+    let mut holds = Vec::new();
     for i in open {
         let job = &jobs[i];
         let Some(project) = project_rows.get(&job.project_id.0) else {
@@ -266,6 +268,11 @@ async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result
         match decided {
             Ok((row, lease, grant)) => {
                 events.push(audit_row(now, job, &lease, grant));
+                holds.push(ledger::Posting::hold(
+                    grant.0,
+                    lease.id.0,
+                    lease.held_slice_seconds,
+                ));
                 if let (Some(key), Some(fp)) = (&job.idem, fingerprints.get(&i)) {
                     keys.push(idempotency_keys::ActiveModel {
                         principal_key: Set(job.caller.actor.key()),
@@ -288,6 +295,9 @@ async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result
     if !rows.is_empty() {
         lease_rows::Entity::insert_many(rows).exec(&txn).await?;
         audit_inbox::Entity::insert_many(events).exec(&txn).await?;
+        // Holds are posted by the system: the callers are in the audit events.
+        let moved = ledger::post(&txn, now, "system:admission", holds).await?;
+        ledger::raise_warnings(&txn, now, &svc.budget, &moved).await?;
     }
     if !keys.is_empty() {
         idempotency_keys::Entity::insert_many(keys)
@@ -458,21 +468,12 @@ async fn read_totals(
             .entry((ProjectId(project), preemptible))
             .or_default() += slices;
     }
-    let grant_ids: Vec<uuid::Uuid> = valid.values().flatten().map(|g| g.id).collect();
-    if !grant_ids.is_empty() {
-        let used: Vec<(uuid::Uuid, i64)> = lease_rows::Entity::find()
-            .select_only()
-            .column(lease_rows::Column::GrantId)
-            .column_as(
-                Expr::cust("CAST(SUM(held_slice_seconds + charged_slice_seconds) AS BIGINT)"),
-                "used",
-            )
-            .filter(lease_rows::Column::GrantId.is_in(grant_ids))
-            .group_by(lease_rows::Column::GrantId)
-            .into_tuple()
-            .all(txn)
-            .await?;
-        totals.grant.extend(used);
+    // Grant balances: the last ledger entry of each, under the grants' locks (taken
+    // after the organisations', in id order, as every ledger writer does).
+    let grant_ids = valid.values().flatten().map(|g| g.id).collect();
+    ledger::lock(txn, &grant_ids).await?;
+    for (id, (_, standing)) in ledger::heads(txn, &grant_ids).await? {
+        totals.grant.insert(id, standing.balance);
     }
     Ok(totals)
 }
@@ -559,7 +560,7 @@ async fn decide(
         &ask,
     )?;
     // Admitted: count it in the running totals.
-    *totals.grant.entry(grant.0).or_default() += ask.hold;
+    *totals.grant.entry(grant.0).or_default() -= ask.hold;
     *totals
         .project
         .entry((project, ask.preemptible))

@@ -8,6 +8,7 @@ use crate::entities::{gpu_slot_claims, leases, nodes};
 use crate::error::{Error, Result};
 use crate::ids::{LeaseId, OrganizationId, ProjectId};
 use crate::lease_state::LeaseState;
+use crate::ledger;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
@@ -69,6 +70,16 @@ pub async fn transition(
     }
     if !to.is_live() {
         free_slots(txn, lease.id).await?;
+        // Every admitted lease has a grant; the column is nullable only for history.
+        if let Some(grant) = lease.grant_id {
+            let end = ledger::Posting::lease_end(
+                grant,
+                lease.id,
+                lease.held_slice_seconds,
+                charge(lease, now),
+            );
+            ledger::post(txn, now, &caller.actor.key(), end).await?;
+        }
     }
     audit::append(
         txn,

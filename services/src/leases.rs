@@ -12,6 +12,7 @@ use crate::ids::{GrantId, LeaseId, NodeId, OrganizationId, ProjectId};
 use crate::lease_admission::{self as admission, Ask};
 use crate::lease_lifecycle;
 use crate::lease_state::LeaseState;
+use crate::ledger;
 use crate::pagination::{Page, PageRequest};
 use crate::projects;
 use crate::validate::{Validator, missing};
@@ -336,6 +337,9 @@ pub(crate) async fn create_one(
     )?;
     let lease = pending_lease(&row)?;
     leases::Entity::insert(row).exec(&txn).await?;
+    let hold = ledger::Posting::hold(grant.0, lease.id.0, ask.hold);
+    let moved = ledger::post(&txn, now, &caller.actor.key(), vec![hold]).await?;
+    ledger::raise_warnings(&txn, now, &svc.budget, &moved).await?;
     audit::append(&txn, now, caller, created_record(&lease, grant)).await?;
     idempotency::finish(&txn, slot, &lease).await?;
     txn.commit().await?;

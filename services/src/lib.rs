@@ -29,6 +29,7 @@ pub mod lease_batch;
 pub mod lease_lifecycle;
 pub mod lease_state;
 pub mod leases;
+pub mod ledger;
 pub mod members;
 pub mod nodes;
 pub mod notify_bridge;
@@ -66,6 +67,8 @@ pub struct Services {
     pub events: Arc<events::Events>,
     /// Queue of lease admissions, committed in batches (see [`lease_batch`]).
     pub admission: Arc<lease_batch::AdmissionQueue>,
+    /// Budget warnings and the grace of overdrawn grants.
+    pub budget: Arc<ledger::BudgetPolicy>,
 }
 
 impl Services {

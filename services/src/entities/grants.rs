@@ -21,6 +21,7 @@ pub struct Model {
     pub reference: String,
     pub created_by: String,
     pub created_at: DateTimeUtc,
+    pub overdrawn_since: Option<DateTimeUtc>,
 }
 
 /// No relations are navigated through the ORM; joins are explicit queries.

@@ -9,6 +9,8 @@ pub mod audit_inbox;
 pub mod calls;
 pub mod gpu_slot_claims;
 pub mod gpus;
+pub mod grant_ledger;
+pub mod grant_warnings;
 pub mod grants;
 pub mod idempotency_keys;
 pub mod join_tokens;

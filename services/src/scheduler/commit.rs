@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ids::PlacementId;
 use crate::lease_lifecycle;
 use crate::lease_state::LeaseState;
+use crate::ledger;
 use aion_mig::{InstancePlacement, Placement};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -68,6 +69,20 @@ pub(super) async fn write(
     let caller = Caller::system("scheduler");
     let victims: Vec<Uuid> = plan.preempt.iter().map(|(v, _)| *v).collect();
     let mut touched: BTreeSet<Uuid> = nodes_of(txn, &victims).await?.into_iter().collect();
+    // Ending leases posts to their grants' ledgers: lock those grants first, all at once
+    // and in id order, so this batch and another writer cannot deadlock on them.
+    let mut ending: BTreeSet<Uuid> = plan.fail.iter().filter_map(|(l, _)| l.grant_id).collect();
+    if !victims.is_empty() {
+        let victim_grants: Vec<Option<Uuid>> = leases::Entity::find()
+            .select_only()
+            .column(leases::Column::GrantId)
+            .filter(leases::Column::Id.is_in(victims.clone()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        ending.extend(victim_grants.into_iter().flatten());
+    }
+    ledger::lock(txn, &ending).await?;
     preempt(txn, &caller, plan, now).await?;
     let (rows, claims) = placement_rows(plan, now)?;
     for chunk in rows.chunks(CHUNK) {

@@ -9,6 +9,7 @@ use crate::entities::{grants, lease_placements, leases};
 use crate::error::Result;
 use crate::lease_lifecycle;
 use crate::lease_state::LeaseState;
+use crate::ledger;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -56,6 +57,8 @@ pub(super) async fn expire_active(
     }
     let caller = Caller::system("scheduler");
     let txn = svc.write_txn().await?;
+    // Their grants' ledgers get entries: lock them all first, in id order (no deadlock).
+    ledger::lock(&txn, &due.iter().filter_map(|l| l.grant_id).collect()).await?;
     let mut ended = Vec::new();
     for lease in &due {
         // Re-read inside the transaction: the agent or the owner may have moved it.

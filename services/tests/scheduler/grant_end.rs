@@ -25,17 +25,45 @@ async fn leases_of_an_ended_grant_expire_and_free_their_slots(backend: Backend) 
         reference: Set("t".into()),
         created_by: Set("t".into()),
         created_at: Set(now),
+        overdrawn_since: Set(None),
     }
     .insert(&w.svc.db)
     .await
     .unwrap();
     let placed = w.lease("4g.40gb", 1, false, false).await;
     let waiting = w.lease("7g.80gb", 1, false, false).await;
-    for id in [placed, waiting] {
+    // The grant's ledger as admission writes it: the allocation, then each lease's hold.
+    let allocated = 25_200 * 100;
+    let entry = |seq: i64, kind: &str, amount: i64, balance: i64, held: i64, lease| {
+        grant_ledger::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            grant_id: Set(grant),
+            seq: Set(seq),
+            kind: Set(kind.into()),
+            amount: Set(amount),
+            balance: Set(balance),
+            held: Set(held),
+            used: Set(0),
+            lease_id: Set(lease),
+            reason: Set(None),
+            actor: Set("t".into()),
+            created_at: Set(now),
+        }
+    };
+    let mut rows = vec![entry(1, "allocation", allocated, allocated, 0, None)];
+    let (mut balance, mut held) = (allocated, 0);
+    for (i, id) in [placed, waiting].into_iter().enumerate() {
         let mut m: leases::ActiveModel = w.get(id).await.into();
         m.grant_id = Set(Some(grant));
+        let hold = m.held_slice_seconds.clone().unwrap();
         m.update(&w.svc.db).await.unwrap();
+        (balance, held) = (balance - hold, held + hold);
+        rows.push(entry(i as i64 + 2, "hold", -hold, balance, held, Some(id)));
     }
+    grant_ledger::Entity::insert_many(rows)
+        .exec(&w.svc.db)
+        .await
+        .unwrap();
     w.tick(&mut state).await;
     assert_eq!(w.get(placed).await.state, "scheduled");
     assert_eq!(
@@ -55,4 +83,12 @@ async fn leases_of_an_ended_grant_expire_and_free_their_slots(backend: Backend) 
         assert_eq!(lease.held_slice_seconds, 0);
     }
     assert!(w.claims().await.is_empty());
+    // Both holds came back and nothing was used (neither lease became active).
+    let standing = aion_services::ledger::verify(&w.svc.db, GrantId(grant))
+        .await
+        .unwrap();
+    assert_eq!(
+        (standing.balance, standing.held, standing.used),
+        (allocated, 0, 0)
+    );
 }

@@ -6,8 +6,10 @@
 use aion_mig::GpuModel;
 use aion_services::authz::Caller;
 use aion_services::clock::Clock;
-use aion_services::entities::{gpu_slot_claims, gpus, grants, lease_placements, leases, nodes};
-use aion_services::ids::{OrganizationId, ProjectId};
+use aion_services::entities::{
+    gpu_slot_claims, gpus, grant_ledger, grants, lease_placements, leases, nodes,
+};
+use aion_services::ids::{GrantId, OrganizationId, ProjectId};
 use aion_services::lease_lifecycle;
 use aion_services::lease_state::LeaseState;
 use aion_services::oidc::OidcVerifier;
@@ -112,6 +114,7 @@ async fn services(url: &str, clock: &Clock) -> Services {
         oidc: Arc::new(OidcVerifier::new(vec![], 0, clock.clone()).unwrap()),
         events: Arc::default(),
         admission: Arc::default(),
+        budget: Arc::default(),
     }
 }
 
