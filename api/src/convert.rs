@@ -222,6 +222,46 @@ pub fn budget_grant(g: grants::Grant) -> wire::Grant {
         reference: g.reference,
         created_by: g.created_by,
         created_at: g.created_at,
+        balance_slice_seconds: g.standing.balance,
+        held_slice_seconds: g.standing.held,
+        used_slice_seconds: g.standing.used,
+        gpu_hours_left: g.standing.balance as f64
+            / aion_services::budget::SLICE_SECONDS_PER_GPU_HOUR as f64,
+        committed_percent: g.standing.committed_percent(),
+        warnings: g
+            .warnings
+            .into_iter()
+            .map(|w| wire::GrantWarning {
+                warning: w.warning,
+                raised_at: w.raised_at,
+            })
+            .collect(),
+        overdrawn_since: g.overdrawn_since,
+    }
+}
+
+/// Ledger entry.
+pub fn ledger_entry(e: aion_services::ledger::LedgerEntry) -> wire::LedgerEntry {
+    use aion_services::ledger::EntryKind as K;
+    wire::LedgerEntry {
+        id: e.id,
+        grant_id: e.grant_id.0,
+        seq: e.seq,
+        kind: match e.kind {
+            K::Allocation => wire::LedgerEntryKind::Allocation,
+            K::Hold => wire::LedgerEntryKind::Hold,
+            K::HoldRelease => wire::LedgerEntryKind::HoldRelease,
+            K::Usage => wire::LedgerEntryKind::Usage,
+            K::Adjustment => wire::LedgerEntryKind::Adjustment,
+        },
+        amount_slice_seconds: e.amount,
+        balance_slice_seconds: e.standing.balance,
+        held_slice_seconds: e.standing.held,
+        used_slice_seconds: e.standing.used,
+        lease_id: e.lease_id.map(|l| l.0),
+        reason: e.reason,
+        actor: e.actor,
+        created_at: e.created_at,
     }
 }
 

@@ -46,6 +46,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::allocation_requests::get, routes::allocation_requests::withdraw,
         routes::allocation_requests::approve, routes::allocation_requests::reject,
         routes::grants::create, routes::grants::get, routes::grants::list_project,
+        routes::grants::list_ledger, routes::grants::adjust,
         routes::quotas::get_org, routes::quotas::put_org,
         routes::quotas::get_project, routes::quotas::put_project,
         routes::nodes::create_join_token, routes::nodes::list_join_tokens, routes::nodes::revoke_join_token,
@@ -151,6 +152,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(grants::create)
     .service(grants::get)
     .service(grants::list_project)
+    .service(grants::list_ledger)
+    .service(grants::adjust)
     .service(quotas::get_org)
     .service(quotas::put_org)
     .service(quotas::get_project)

@@ -136,6 +136,9 @@ pub async fn approve(
         reference: String::new(),
         created_by: caller.actor.key(),
         created_at: now,
+        standing: Default::default(),
+        warnings: Vec::new(),
+        overdrawn_since: None,
     };
     let (updated, _) = load_visible(&txn, caller, id).await?;
     let details = json!({"granted_slice_seconds": amount.get(), "requested_slice_seconds": current.requested.get()});

@@ -9,7 +9,7 @@ use crate::entities::grants;
 use crate::error::{Error, Result};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{AllocationRequestId, CallId, GrantId, OrganizationId, ProjectId};
-use crate::ledger;
+use crate::ledger::{self, GrantWarning, Standing};
 use crate::pagination::{Page, PageRequest};
 use crate::projects::load_visible as load_project;
 use crate::validate::{Validator, missing};
@@ -22,6 +22,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// Where a grant's hours come from.
@@ -83,6 +84,12 @@ pub struct Grant {
     pub created_by: String,
     /// Created at.
     pub created_at: DateTime<Utc>,
+    /// Balance, held and used, from the grant's ledger.
+    pub standing: Standing,
+    /// Warnings the grant has raised.
+    pub warnings: Vec<GrantWarning>,
+    /// Since when its balance is below zero, if it is.
+    pub overdrawn_since: Option<DateTime<Utc>>,
 }
 
 /// A validated commercial-contract grant.
@@ -131,7 +138,22 @@ impl NewContractGrant {
     }
 }
 
-fn from_model(m: grants::Model) -> Result<Grant> {
+/// Grant rows with their ledger standing and warnings (two reads for the whole list).
+async fn with_ledger(db: &impl ConnectionTrait, rows: Vec<grants::Model>) -> Result<Vec<Grant>> {
+    let ids: BTreeSet<Uuid> = rows.iter().map(|g| g.id).collect();
+    let standings = ledger::standings(db, &ids).await?;
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    let mut warnings = ledger::warnings_of(db, &ids).await?;
+    rows.into_iter()
+        .map(|m| {
+            let standing = standings.get(&m.id).copied().unwrap_or_default();
+            let warned = warnings.remove(&m.id).unwrap_or_default();
+            from_model(m, standing, warned)
+        })
+        .collect()
+}
+
+fn from_model(m: grants::Model, standing: Standing, warnings: Vec<GrantWarning>) -> Result<Grant> {
     Ok(Grant {
         id: m.id.into(),
         project_id: m.project_id.into(),
@@ -147,6 +169,9 @@ fn from_model(m: grants::Model) -> Result<Grant> {
         reference: m.reference,
         created_by: m.created_by,
         created_at: m.created_at,
+        standing,
+        warnings,
+        overdrawn_since: m.overdrawn_since,
     })
 }
 
@@ -176,9 +201,10 @@ pub(crate) async fn insert(
     }
     .insert(txn)
     .await?;
-    let grant = from_model(model)?;
-    let allocation = ledger::Posting::allocation(grant.id.0, grant.amount.get());
-    ledger::post(txn, now, &caller.actor.key(), vec![allocation]).await?;
+    let allocation = ledger::Posting::allocation(model.id, model.slice_seconds);
+    let moved = ledger::post(txn, now, &caller.actor.key(), vec![allocation]).await?;
+    let standing = moved.first().map(|m| m.after).unwrap_or_default();
+    let grant = from_model(model, standing, Vec::new())?;
     let details = json!({"gpu_model": grant.gpu_model.name(), "slice_seconds": grant.amount.get(), "source": grant.source.as_str()});
     let rec = Record {
         action: "grant.create",
@@ -223,6 +249,9 @@ pub async fn create_contract(
         reference: cmd.reference.clone(),
         created_by: caller.actor.key(),
         created_at: now,
+        standing: Standing::default(),
+        warnings: Vec::new(),
+        overdrawn_since: None,
     };
     let grant = insert(&txn, now, caller, grant).await?;
     idempotency::finish(&txn, slot, &grant).await?;
@@ -239,7 +268,8 @@ pub async fn get(svc: &Services, caller: &Caller, id: GrantId) -> Result<Grant> 
                 || m.funded_by_org_id
                     .is_some_and(|o| caller.reviews_calls_of(o.into())) =>
         {
-            from_model(m)
+            let mut found = with_ledger(&svc.db, vec![m]).await?;
+            found.pop().ok_or(Error::NotFound("grant"))
         }
         _ => Err(Error::NotFound("grant")),
     }
@@ -262,9 +292,6 @@ pub async fn list_for_project(
         .limit(page.fetch())
         .all(&svc.db)
         .await?;
-    let items = rows
-        .into_iter()
-        .map(from_model)
-        .collect::<Result<Vec<_>>>()?;
+    let items = with_ledger(&svc.db, rows).await?;
     Ok(Page::from_rows(items, page, |g| g.id.to_string()))
 }

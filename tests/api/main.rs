@@ -19,6 +19,7 @@ mod fleet_sim;
 mod idempotency;
 mod isolation;
 mod leases;
+mod ledger;
 mod lifecycle;
 mod members_tokens;
 mod newcomer;

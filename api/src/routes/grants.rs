@@ -6,8 +6,11 @@ use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, IdemKey};
 use actix_web::{HttpResponse, get, post, web};
-use aion_api_types::{Grant, GrantCreate, GrantList, Problem};
+use aion_api_types::{
+    AdjustmentCreate, Grant, GrantCreate, GrantList, LedgerEntry, LedgerList, Problem,
+};
 use aion_services::grants::{self, NewContractGrant};
+use aion_services::ledger::{self, NewAdjustment};
 use uuid::Uuid;
 
 /// Creates a commercial-contract grant (platform admins).
@@ -76,4 +79,55 @@ pub async fn list_project(
         items: page.items.into_iter().map(convert::budget_grant).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Lists a grant's budget ledger, oldest entry first (the project's members and the
+/// allocators who fund it).
+#[utoipa::path(tag = "allocation", security(("bearer" = [])), params(("id" = Uuid, Path), ListQuery), responses(
+    (status = 200, body = LedgerList),
+    (status = "4XX", body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/grants/{id}/ledger")]
+pub async fn list_ledger(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = ledger::list(&state.services, &caller, id.into_inner().into(), &q.page()?).await?;
+    Ok(HttpResponse::Ok().json(LedgerList {
+        items: page.items.into_iter().map(convert::ledger_entry).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Adjusts a grant's budget by hand, with a reason (platform admins, and allocators of
+/// the organisation that funds a call grant). Taking back more than is left overdraws
+/// the grant: its leases end after the configured grace.
+#[utoipa::path(tag = "allocation", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = AdjustmentCreate,
+    responses(
+        (status = 201, body = LedgerEntry),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/v1/grants/{id}/adjustments")]
+pub async fn adjust(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    idem: IdemKey,
+    id: web::Path<Uuid>,
+    body: web::Json<AdjustmentCreate>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let cmd = NewAdjustment::parse(b.slice_seconds, &b.reason)?;
+    let entry = ledger::adjust(
+        &state.services,
+        &caller,
+        id.into_inner().into(),
+        cmd,
+        idem.get(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(convert::ledger_entry(entry)))
 }

@@ -252,6 +252,20 @@ pub struct Grant {
     pub created_by: String,
     /// Created at.
     pub created_at: DateTime<Utc>,
+    /// What is left to hold or spend, from the ledger (negative when overdrawn).
+    pub balance_slice_seconds: i64,
+    /// Held by live leases.
+    pub held_slice_seconds: i64,
+    /// Debited for allocated time of ended leases.
+    pub used_slice_seconds: i64,
+    /// Balance in GPU-hours, for display.
+    pub gpu_hours_left: f64,
+    /// Held and used, in percent of the allocation and adjustments (rounded down).
+    pub committed_percent: i64,
+    /// Warnings raised, oldest first.
+    pub warnings: Vec<crate::ledger::GrantWarning>,
+    /// Since when the balance is below zero; its leases end after the grace.
+    pub overdrawn_since: Option<DateTime<Utc>>,
 }
 
 /// Body of `POST /v1/grants`: a commercial contract (platform admins).

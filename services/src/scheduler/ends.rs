@@ -5,7 +5,7 @@
 use super::SchedulerState;
 use crate::Services;
 use crate::authz::Caller;
-use crate::entities::{grants, lease_placements, leases};
+use crate::entities::{grant_warnings, grants, lease_placements, leases};
 use crate::error::Result;
 use crate::lease_lifecycle;
 use crate::lease_state::LeaseState;
@@ -22,11 +22,21 @@ pub(super) async fn expire_active(
     state: &mut SchedulerState,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    // Due: active leases past their duration, and live leases whose grant has ended.
+    // Due: active leases past their duration, and live leases whose grant has ended or
+    // has been overdrawn for longer than the grace.
+    let grace =
+        chrono::Duration::from_std(svc.budget.overdraft_grace).unwrap_or(chrono::Duration::MAX);
+    let overdrawn_before = now
+        .checked_sub_signed(grace)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let grant_ended = Query::select()
         .column(grants::Column::Id)
         .from(grants::Entity)
-        .and_where(Expr::col(grants::Column::ValidUntil).lte(now))
+        .cond_where(
+            Condition::any()
+                .add(Expr::col(grants::Column::ValidUntil).lte(now))
+                .add(Expr::col(grants::Column::OverdrawnSince).lte(overdrawn_before)),
+        )
         .to_owned();
     let placed_or_waiting = [
         LeaseState::Pending,
@@ -58,7 +68,20 @@ pub(super) async fn expire_active(
     let caller = Caller::system("scheduler");
     let txn = svc.write_txn().await?;
     // Their grants' ledgers get entries: lock them all first, in id order (no deadlock).
-    ledger::lock(&txn, &due.iter().filter_map(|l| l.grant_id).collect()).await?;
+    let due_grants: BTreeSet<Uuid> = due.iter().filter_map(|l| l.grant_id).collect();
+    ledger::lock(&txn, &due_grants).await?;
+    // Which of them end because they are spent rather than because their period ended.
+    let overdrawn: std::collections::HashMap<Option<Uuid>, bool> = grants::Entity::find()
+        .filter(grants::Column::Id.is_in(due_grants.iter().copied()))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let spent =
+                g.valid_until > now && g.overdrawn_since.is_some_and(|t| t <= overdrawn_before);
+            (Some(g.id), spent)
+        })
+        .collect();
     let mut ended = Vec::new();
     for lease in &due {
         // Re-read inside the transaction: the agent or the owner may have moved it.
@@ -70,7 +93,10 @@ pub(super) async fn expire_active(
         let reason = if past_duration {
             "reached the end of its duration"
         } else if current.state == lease.state {
-            "its grant ended"
+            match overdrawn.get(&current.grant_id) {
+                Some(true) => "its grant is spent (overdrawn beyond the grace)",
+                _ => "its grant ended",
+            }
         } else {
             continue;
         };
@@ -115,4 +141,39 @@ pub(super) async fn nodes_of(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect())
+}
+
+/// Raises the `ends_soon` warning, once, for grants whose end is nearer than the
+/// configured notice; returns how many warned now.
+pub(super) async fn warn_grants_ending(svc: &Services, now: DateTime<Utc>) -> Result<usize> {
+    let notice =
+        chrono::Duration::from_std(svc.budget.grant_end_warning).unwrap_or(chrono::Duration::MAX);
+    let horizon = now
+        .checked_add_signed(notice)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let warned = Query::select()
+        .column(grant_warnings::Column::GrantId)
+        .from(grant_warnings::Entity)
+        .and_where(Expr::col(grant_warnings::Column::Warning).eq("ends_soon"))
+        .to_owned();
+    let ending = grants::Entity::find()
+        .filter(grants::Column::ValidUntil.gt(now))
+        .filter(grants::Column::ValidUntil.lte(horizon))
+        .filter(grants::Column::Id.not_in_subquery(warned))
+        .limit(500)
+        .all(&svc.db)
+        .await?;
+    if ending.is_empty() {
+        return Ok(0);
+    }
+    let txn = svc.write_txn().await?;
+    let mut raised = 0;
+    for g in &ending {
+        let details = serde_json::json!({"valid_until": g.valid_until});
+        if ledger::raise_once(&txn, now, g.id, "ends_soon", details).await? {
+            raised += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(raised)
 }

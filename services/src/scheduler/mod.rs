@@ -180,6 +180,9 @@ async fn tick(
     }
     state.refresh(svc, now).await?;
     let expired = ends::expire_active(svc, state, now).await?;
+    if let Err(e) = ends::warn_grants_ending(svc, now).await {
+        tracing::warn!(error = %e, "scheduler: cannot raise grant end warnings");
+    }
     let mut report = batch::place_pending(svc, state, now).await?;
     report.expired = expired;
     Ok(report)

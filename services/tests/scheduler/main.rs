@@ -128,10 +128,16 @@ struct World {
 
 impl World {
     async fn new(backend: Backend) -> Self {
+        Self::with_migrations(backend, None).await
+    }
+
+    /// A world whose database has only the first `steps` migrations (all when `None`).
+    async fn with_migrations(backend: Backend, steps: Option<u32>) -> Self {
+        use migration::MigratorTrait;
         let db = TestDb::new(backend).await;
         let clock = Clock::manual(Utc::now().trunc_subsecs(6));
         let svc = services(&db.url, &clock).await;
-        db::migrate(&svc.db).await.unwrap();
+        migration::Migrator::up(&svc.db, steps).await.unwrap();
         let caller = Caller::system("t");
         let cmd = organizations::NewOrganization::parse("lab", "Lab", "academic", None).unwrap();
         let org = organizations::create(&svc, &caller, cmd, None)
@@ -285,3 +291,4 @@ async fn assert_claims_consistent(w: &World) {
 
 mod cases;
 mod grant_end;
+mod ledger_migration;
