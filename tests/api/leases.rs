@@ -284,6 +284,20 @@ async fn concurrent_requests_never_overrun_a_nearly_spent_grant(backend: Backend
     )
     .await;
     assert_eq!((created, refused), (7, 57));
+    // The grant's ledger holds exactly the seven admitted leases, and its running totals
+    // agree with a recomputation from its entries.
+    let grants = app
+        .get(&format!("/v1/projects/{}/grants", s.project), &s.lead)
+        .await
+        .expect(200);
+    let grant = &grants.body["items"][0];
+    assert_eq!(grant["balance_slice_seconds"], 0);
+    assert_eq!(grant["held_slice_seconds"], 7 * 7200);
+    let id: uuid::Uuid = grant["id"].as_str().unwrap().parse().unwrap();
+    let standing = aion_services::ledger::verify(&app.services.db, id.into())
+        .await
+        .unwrap();
+    assert_eq!((standing.balance, standing.held), (0, 7 * 7200));
 }
 
 async fn an_idempotent_retry_creates_one_lease(backend: Backend) {
