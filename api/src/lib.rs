@@ -53,6 +53,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::nodes::list, routes::nodes::get, routes::nodes::cordon, routes::nodes::uncordon, routes::nodes::drain,
         routes::agent::register, routes::agent::renew, routes::agent::desired_state, routes::agent::status,
         routes::usage::report_usage, routes::usage::report_events, routes::usage::project, routes::usage::lease,
+        routes::usage::organization, routes::usage::create_carbon_intensity, routes::usage::list_carbon_intensities,
     ),
     tags(
         (name = "organizations", description = "Consortium members and allocators"),
@@ -174,6 +175,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(usage::report_events)
     .service(usage::project)
     .service(usage::lease)
+    .service(usage::organization)
+    .service(usage::create_carbon_intensity)
+    .service(usage::list_carbon_intensities)
     .service(SwaggerUi::new("/v1/docs/{_:.*}").url("/v1/openapi.json", ApiDoc::openapi()));
 }
 

@@ -10,6 +10,7 @@ mod m20261125_000004_audit_inbox;
 mod m20261125_000005_usage;
 mod m20261125_000006_scheduler_epoch;
 mod m20261125_000007_ledger;
+mod m20261125_000009_carbon;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_usage::Migration),
             Box::new(m20261125_000006_scheduler_epoch::Migration),
             Box::new(m20261125_000007_ledger::Migration),
+            Box::new(m20261125_000009_carbon::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod budget;
 pub mod call_input;
 pub mod calls;
+pub mod carbon;
 pub mod clock;
 pub mod db;
 pub mod decisions;

@@ -4,13 +4,15 @@
 
 use crate::Services;
 use crate::authz::Caller;
-use crate::entities::usage_records;
+use crate::carbon::{Co2e, IntensityTable};
+use crate::entities::{nodes, usage_records};
 use crate::error::{Error, Result};
-use crate::ids::{LeaseId, ProjectId};
+use crate::ids::{LeaseId, OrganizationId, ProjectId};
 use crate::projects;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use std::collections::BTreeMap;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use uuid::Uuid;
 
 /// Most buckets one report may span.
 pub const MAX_BUCKETS: usize = 2000;
@@ -141,12 +143,15 @@ pub struct Totals {
     pub peak_memory_used_mib: i64,
     /// Records summed.
     pub records: u64,
+    /// CO2e of the energy, at each site's grid intensity when the interval started.
+    pub co2e: Co2e,
     sm_weight: f64,
     sm_seconds: i64,
 }
 
 impl Totals {
-    fn add(&mut self, m: &usage_records::Model) {
+    fn add(&mut self, m: &usage_records::Model, grams_per_kwh: Option<i32>) {
+        self.co2e.add(m.energy_mj, grams_per_kwh);
         self.allocated_seconds = self.allocated_seconds.saturating_add(m.allocated_seconds);
         self.slice_seconds = self.slice_seconds.saturating_add(
             m.allocated_seconds
@@ -203,14 +208,15 @@ pub struct UsageReport {
     pub total: Totals,
 }
 
-fn aggregate(q: UsageQuery, rows: &[usage_records::Model]) -> UsageReport {
+fn aggregate(q: UsageQuery, rows: &[usage_records::Model], sites: &Sites) -> UsageReport {
     let mut buckets: BTreeMap<(DateTime<Utc>, Option<String>), Totals> = BTreeMap::new();
     let mut total = Totals::default();
     for m in rows {
         let start = q.granularity.floor(m.interval_start);
         let profile = q.by_profile.then(|| m.profile.clone());
-        buckets.entry((start, profile)).or_default().add(m);
-        total.add(m);
+        let grams = sites.intensity(m.node_id, m.interval_start);
+        buckets.entry((start, profile)).or_default().add(m, grams);
+        total.add(m, grams);
     }
     UsageReport {
         from: q.from,
@@ -229,6 +235,69 @@ fn aggregate(q: UsageQuery, rows: &[usage_records::Model]) -> UsageReport {
     }
 }
 
+/// The site of each node that reported the records, and those sites' grid intensities.
+struct Sites {
+    of_node: HashMap<Uuid, String>,
+    intensities: IntensityTable,
+}
+
+impl Sites {
+    async fn load(db: &impl ConnectionTrait, records: &[usage_records::Model]) -> Result<Self> {
+        let node_ids: BTreeSet<Uuid> = records.iter().map(|r| r.node_id).collect();
+        let mut of_node = HashMap::new();
+        for chunk in node_ids.into_iter().collect::<Vec<_>>().chunks(500) {
+            let found: Vec<(Uuid, String)> = nodes::Entity::find()
+                .select_only()
+                .column(nodes::Column::Id)
+                .column(nodes::Column::Site)
+                .filter(nodes::Column::Id.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(db)
+                .await?;
+            of_node.extend(found);
+        }
+        let sites = of_node.values().cloned().collect();
+        let intensities = IntensityTable::load(db, &sites).await?;
+        Ok(Self {
+            of_node,
+            intensities,
+        })
+    }
+
+    fn intensity(&self, node: Uuid, t: DateTime<Utc>) -> Option<i32> {
+        self.intensities.at(self.of_node.get(&node)?, t)
+    }
+}
+
+async fn report(
+    db: &impl ConnectionTrait,
+    q: UsageQuery,
+    scope: sea_orm::Condition,
+) -> Result<UsageReport> {
+    let rows = usage_records::Entity::find()
+        .filter(scope)
+        .filter(usage_records::Column::IntervalStart.gte(q.from))
+        .filter(usage_records::Column::IntervalStart.lt(q.to))
+        .order_by_asc(usage_records::Column::IntervalStart)
+        .all(db)
+        .await?;
+    let sites = Sites::load(db, &rows).await?;
+    Ok(aggregate(q, &rows, &sites))
+}
+
+/// Usage of an organisation (all its projects) the caller may see.
+#[tracing::instrument(skip_all, err, fields(organization_id = %org))]
+pub async fn organization_usage(
+    svc: &Services,
+    caller: &Caller,
+    org: OrganizationId,
+    q: UsageQuery,
+) -> Result<UsageReport> {
+    crate::organizations::get(svc, caller, org).await?;
+    let scope = sea_orm::Condition::all().add(usage_records::Column::OrganizationId.eq(org.0));
+    report(&svc.db, q, scope).await
+}
+
 /// Usage of a project the caller may see.
 #[tracing::instrument(skip_all, err, fields(project_id = %project))]
 pub async fn project_usage(
@@ -238,14 +307,8 @@ pub async fn project_usage(
     q: UsageQuery,
 ) -> Result<UsageReport> {
     projects::load_visible(&svc.db, caller, project).await?;
-    let rows = usage_records::Entity::find()
-        .filter(usage_records::Column::ProjectId.eq(project.0))
-        .filter(usage_records::Column::IntervalStart.gte(q.from))
-        .filter(usage_records::Column::IntervalStart.lt(q.to))
-        .order_by_asc(usage_records::Column::IntervalStart)
-        .all(&svc.db)
-        .await?;
-    Ok(aggregate(q, &rows))
+    let scope = sea_orm::Condition::all().add(usage_records::Column::ProjectId.eq(project.0));
+    report(&svc.db, q, scope).await
 }
 
 /// Usage of a lease the caller may see.
@@ -257,14 +320,8 @@ pub async fn lease_usage(
     q: UsageQuery,
 ) -> Result<UsageReport> {
     crate::leases::load_visible(&svc.db, caller, lease).await?;
-    let rows = usage_records::Entity::find()
-        .filter(usage_records::Column::LeaseId.eq(lease.0))
-        .filter(usage_records::Column::IntervalStart.gte(q.from))
-        .filter(usage_records::Column::IntervalStart.lt(q.to))
-        .order_by_asc(usage_records::Column::IntervalStart)
-        .all(&svc.db)
-        .await?;
-    Ok(aggregate(q, &rows))
+    let scope = sea_orm::Condition::all().add(usage_records::Column::LeaseId.eq(lease.0));
+    report(&svc.db, q, scope).await
 }
 
 #[cfg(test)]

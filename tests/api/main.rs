@@ -15,6 +15,7 @@ mod agent_workload_race;
 mod allocation;
 mod audit;
 mod basics;
+mod carbon;
 mod fleet_sim;
 mod idempotency;
 mod isolation;

@@ -1,15 +1,20 @@
 //! Usage and enforcement reports: agents post usage batches and enforcement events
 //! (`/v1/agent/usage`, `/v1/agent/events`, node credential only); tenants read usage per
-//! project and per lease (`/v1/projects/{id}/usage`, `/v1/leases/{id}/usage`).
+//! organisation, project and lease (`/v1/organizations/{id}/usage`, …), with the CO2e of
+//! the energy at each site's grid intensity (`/v1/carbon-intensities`).
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::Authenticated;
+use crate::extract::{Authenticated, IdemKey};
 use crate::node_auth::NodeAuthenticated;
 use actix_web::{HttpResponse, get, post, web};
 use aion_api_types as wire;
-use aion_api_types::{AgentEventBatch, AgentEventsAck, Problem, UsageAck, UsageBatch, UsageReport};
+use aion_api_types::{
+    AgentEventBatch, AgentEventsAck, CarbonIntensity, CarbonIntensityCreate, CarbonIntensityList,
+    Problem, UsageAck, UsageBatch, UsageReport,
+};
 use aion_services::agent_events::{self, RawEvent};
+use aion_services::carbon;
 use aion_services::usage::{self, RawUsageRecord};
 use aion_services::usage_report::{self, Totals, UsageQuery};
 use chrono::{DateTime, Utc};
@@ -130,6 +135,85 @@ pub async fn project(
     Ok(HttpResponse::Ok().json(to_wire(report)))
 }
 
+/// Usage of an organisation (all its projects): allocated time, GPU-hours, energy and
+/// CO2e per bucket.
+#[utoipa::path(tag = "usage", security(("bearer" = [])), params(("id" = Uuid, Path), UsageParams),
+    responses((status = 200, body = UsageReport), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/organizations/{id}/usage")]
+pub async fn organization(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    q: web::Query<UsageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = q.parse(state.services.clock.now())?;
+    let report =
+        usage_report::organization_usage(&state.services, &caller, id.into_inner().into(), query)
+            .await?;
+    Ok(HttpResponse::Ok().json(to_wire(report)))
+}
+
+/// Records a site's grid carbon intensity from a date on (platform admins).
+#[utoipa::path(tag = "usage", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header)),
+    request_body = CarbonIntensityCreate,
+    responses((status = 201, body = CarbonIntensity), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/carbon-intensities")]
+pub async fn create_carbon_intensity(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    idem: IdemKey,
+    body: web::Json<CarbonIntensityCreate>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let cmd =
+        carbon::NewCarbonIntensity::parse(&b.site, b.effective_from, b.grams_per_kwh, &b.source)?;
+    let value = carbon::create(&state.services, &caller, cmd, idem.get()).await?;
+    Ok(HttpResponse::Created().json(carbon_wire(value)))
+}
+
+/// `?site=` and paging of the intensity list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CarbonListParams {
+    /// Only this site.
+    pub site: Option<String>,
+    /// Page size.
+    pub limit: Option<u64>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Lists grid carbon intensities (any signed-in caller).
+#[utoipa::path(tag = "usage", security(("bearer" = [])), params(CarbonListParams),
+    responses((status = 200, body = CarbonIntensityList), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/carbon-intensities")]
+pub async fn list_carbon_intensities(
+    state: web::Data<AppState>,
+    _caller: Authenticated,
+    q: web::Query<CarbonListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = aion_services::pagination::PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let page = carbon::list(&state.services, q.site.as_deref(), &page).await?;
+    Ok(HttpResponse::Ok().json(CarbonIntensityList {
+        items: page.items.into_iter().map(carbon_wire).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+fn carbon_wire(c: carbon::CarbonIntensity) -> CarbonIntensity {
+    CarbonIntensity {
+        id: c.id,
+        site: c.site,
+        effective_from: c.effective_from,
+        grams_per_kwh: c.grams_per_kwh,
+        source: c.source,
+        created_by: c.created_by,
+        created_at: c.created_at,
+    }
+}
+
 /// Usage of one lease, per bucket.
 #[utoipa::path(tag = "usage", security(("bearer" = [])), params(("id" = Uuid, Path), UsageParams),
     responses((status = 200, body = UsageReport), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -154,6 +238,8 @@ fn totals(t: &Totals) -> wire::UsageTotals {
         sm_utilisation_pct: t.sm_utilisation_pct,
         peak_memory_used_mib: t.peak_memory_used_mib,
         records: t.records,
+        co2e_g: t.co2e.grams(),
+        energy_without_intensity_wh: t.co2e.unvalued_energy_mj as f64 / 3_600_000.0,
     }
 }
 

@@ -117,6 +117,12 @@ pub struct UsageTotals {
     pub peak_memory_used_mib: i64,
     /// Records summed.
     pub records: u64,
+    /// CO2-equivalent of the energy, grams, at each site's grid intensity in force when
+    /// each interval started (exact to the milligram).
+    pub co2e_g: f64,
+    /// Energy measured where no grid intensity was recorded, watt-hours (not counted in
+    /// `co2e_g`, never assumed carbon-free).
+    pub energy_without_intensity_wh: f64,
 }
 
 /// One bucket of a usage report.
@@ -147,4 +153,46 @@ pub struct UsageReport {
     pub buckets: Vec<UsageBucket>,
     /// Sums over the span.
     pub total: UsageTotals,
+}
+
+/// A site's grid carbon intensity from a date on (until the site's next value).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CarbonIntensity {
+    /// Id.
+    pub id: Uuid,
+    /// The site, as nodes and join tokens name it.
+    pub site: String,
+    /// In force from.
+    pub effective_from: DateTime<Utc>,
+    /// Grams of CO2e per kWh.
+    pub grams_per_kwh: i32,
+    /// Where the figure comes from.
+    pub source: String,
+    /// Who recorded it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /v1/carbon-intensities` (platform admins).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarbonIntensityCreate {
+    /// The site.
+    pub site: String,
+    /// In force from (until the site's next value).
+    pub effective_from: DateTime<Utc>,
+    /// Grams of CO2e per kWh, 0–2000.
+    pub grams_per_kwh: i64,
+    /// Where the figure comes from (1–200 characters).
+    pub source: String,
+}
+
+/// A page of carbon intensities.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CarbonIntensityList {
+    /// Items of this page.
+    pub items: Vec<CarbonIntensity>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }

@@ -7,6 +7,7 @@ pub mod audit_events;
 pub mod audit_head;
 pub mod audit_inbox;
 pub mod calls;
+pub mod carbon_intensities;
 pub mod gpu_slot_claims;
 pub mod gpus;
 pub mod grant_ledger;
