@@ -140,15 +140,28 @@ pub async fn schedule_many(
     audit::append_many(txn, now, caller, records).await
 }
 
-/// Budget used by a lease ending at `now`: the seconds it was active (capped at its
-/// duration) × its compute slices. A lease never active used nothing.
+/// Budget used by a lease ending at `now`: the whole seconds it was active (from its
+/// `active_at` to the earlier of `now` and its `ends_at`, both truncated to the second,
+/// as invoices rate them; capped at its duration) × its compute slices. A lease never
+/// active used nothing.
 pub fn charge(lease: &leases::Model, now: DateTime<Utc>) -> i64 {
     let Some(active_at) = lease.active_at else {
         return 0;
     };
-    let end = lease.ends_at.map_or(now, |e| Ord::min(e, now));
-    let seconds = (end - active_at).num_seconds().clamp(0, lease.duration_s);
-    seconds.saturating_mul(lease.compute_slices)
+    allocated_seconds(active_at, billable_end(lease, now), lease.duration_s)
+        .saturating_mul(lease.compute_slices)
+}
+
+/// When a lease's allocated time ends if it ends at `now`: its `ends_at` when that came
+/// first (the scheduler expires it a tick later).
+pub fn billable_end(lease: &leases::Model, now: DateTime<Utc>) -> DateTime<Utc> {
+    lease.ends_at.map_or(now, |e| Ord::min(e, now))
+}
+
+/// Whole seconds from `start` to `end` (both truncated to the second), within
+/// `0..=max_s`.
+pub fn allocated_seconds(start: DateTime<Utc>, end: DateTime<Utc>, max_s: i64) -> i64 {
+    (end.timestamp() - start.timestamp()).clamp(0, Ord::max(max_s, 0))
 }
 
 /// Deletes the lease's GPU slot claims, so the scheduler may place others there.
