@@ -9,6 +9,7 @@ mod m20261125_000003_leases_nodes;
 mod m20261125_000004_audit_inbox;
 mod m20261125_000005_usage;
 mod m20261125_000006_scheduler_epoch;
+mod m20261125_000008_pricing;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_audit_inbox::Migration),
             Box::new(m20261125_000005_usage::Migration),
             Box::new(m20261125_000006_scheduler_epoch::Migration),
+            Box::new(m20261125_000008_pricing::Migration),
         ]
     }
 }
