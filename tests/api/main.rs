@@ -24,6 +24,7 @@ mod members_tokens;
 mod newcomer;
 mod nodes;
 mod oidc;
+mod pricing;
 mod quotas;
 mod tenancy;
 mod usage;

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod allocation;
 pub mod leases;
+pub mod pricing;
 pub mod problem;
 pub mod quotas;
 pub mod tenancy;
@@ -12,6 +13,7 @@ pub mod usage;
 pub use agent::*;
 pub use allocation::*;
 pub use leases::*;
+pub use pricing::*;
 pub use problem::Problem;
 pub use quotas::*;
 pub use tenancy::*;
