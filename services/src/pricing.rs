@@ -412,7 +412,8 @@ pub fn applicable(
 }
 
 /// The price steps that rate `profile` on `model` for organisation `org` over
-/// `[from, to)`: one step from `from`, then one at each later version change.
+/// `[from, to)`: one step from `from` (to the second, as rating counts), then one at each
+/// later version change.
 pub fn price_steps(
     versions: &[PriceList],
     org: OrganizationId,
@@ -422,6 +423,7 @@ pub fn price_steps(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<PriceStep>> {
+    let from = from.trunc_subsecs(0);
     let mut changes: Vec<DateTime<Utc>> = versions
         .iter()
         .map(|v| v.effective_from)

@@ -237,3 +237,37 @@ fn price_steps_follow_the_resolution_and_rate_each_side_of_a_change() {
     .unwrap_err();
     assert_eq!(err.code(), "no_price_list");
 }
+
+#[test]
+fn a_lease_active_at_a_fraction_of_a_second_is_rated_from_that_second() {
+    let org = OrganizationId::new();
+    let versions = vec![version(
+        PriceScope::Organization(org),
+        "2026-01-01T00:00:00Z",
+        "2.00",
+    )];
+    let profile = GpuModel::H100_80GB.parse_profile("7g.80gb").unwrap();
+    let from = at("2026-11-14T00:00:00.123456Z");
+    let to = from + Duration::hours(1);
+    let kind = OrganizationKind::Public;
+    let steps = price_steps(
+        &versions,
+        org,
+        kind,
+        GpuModel::H100_80GB,
+        &profile,
+        from,
+        to,
+    )
+    .unwrap();
+    let alloc = Allocation {
+        profile,
+        count: 1,
+        preemptible: false,
+        active_at: from,
+        ended_at: to,
+    };
+    let pieces = rating::rate(&alloc, &steps).unwrap();
+    assert_eq!(pieces[0].seconds, 3600);
+    assert_eq!(pieces[0].amount.to_cents().unwrap(), Decimal::from(2));
+}
