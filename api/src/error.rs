@@ -85,6 +85,7 @@ impl From<Error> for ApiError {
             Error::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "Precondition failed"),
             Error::QuotaExceeded(_) => (StatusCode::CONFLICT, "Quota exceeded"),
             Error::BudgetExhausted(_) => (StatusCode::CONFLICT, "Budget exhausted"),
+            Error::NotPriced(_) => (StatusCode::NOT_FOUND, "No price list"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
         };

@@ -54,6 +54,8 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::agent::register, routes::agent::renew, routes::agent::desired_state, routes::agent::status,
         routes::usage::report_usage, routes::usage::report_events, routes::usage::project, routes::usage::lease,
         routes::usage::organization, routes::usage::create_carbon_intensity, routes::usage::list_carbon_intensities,
+        routes::price_lists::create, routes::price_lists::list, routes::price_lists::get,
+        routes::price_lists::edit, routes::price_lists::withdraw, routes::price_lists::for_organization,
     ),
     tags(
         (name = "organizations", description = "Consortium members and allocators"),
@@ -67,6 +69,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         (name = "nodes", description = "The node registry: join tokens, nodes, cordon and drain"),
         (name = "agent", description = "The node agent protocol (node credentials only)"),
         (name = "usage", description = "Measured usage of projects and leases"),
+        (name = "pricing", description = "Versioned price lists in EUR, per organisation kind or per contract"),
     )
 )]
 pub struct ApiDoc;
@@ -178,6 +181,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(usage::organization)
     .service(usage::create_carbon_intensity)
     .service(usage::list_carbon_intensities)
+    .service(price_lists::create)
+    .service(price_lists::list)
+    .service(price_lists::get)
+    .service(price_lists::edit)
+    .service(price_lists::withdraw)
+    .service(price_lists::for_organization)
     .service(SwaggerUi::new("/v1/docs/{_:.*}").url("/v1/openapi.json", ApiDoc::openapi()));
 }
 

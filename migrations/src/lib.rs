@@ -10,6 +10,7 @@ mod m20261125_000004_audit_inbox;
 mod m20261125_000005_usage;
 mod m20261125_000006_scheduler_epoch;
 mod m20261125_000007_ledger;
+mod m20261125_000008_pricing;
 mod m20261125_000009_carbon;
 mod m20261125_000010_billing;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_usage::Migration),
             Box::new(m20261125_000006_scheduler_epoch::Migration),
             Box::new(m20261125_000007_ledger::Migration),
+            Box::new(m20261125_000008_pricing::Migration),
             Box::new(m20261125_000009_carbon::Migration),
             Box::new(m20261125_000010_billing::Migration),
         ]

@@ -35,6 +35,9 @@ pub enum Error {
     /// A budget has no hours left.
     #[error("{0}")]
     BudgetExhausted(String),
+    /// No price list prices this organisation, GPU model or time (see `pricing`).
+    #[error("{0}")]
+    NotPriced(String),
     /// A dependency (database, identity provider) is unavailable; retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -64,6 +67,7 @@ impl Error {
             Error::PreconditionFailed => "precondition_failed",
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::BudgetExhausted(_) => "budget_exhausted",
+            Error::NotPriced(_) => "no_price_list",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

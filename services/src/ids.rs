@@ -68,4 +68,6 @@ typed_id!(
     JoinTokenId,
     /// Identifies a lease placement (one MIG instance).
     PlacementId,
+    /// Identifies a version of a price list.
+    PriceListId,
 );

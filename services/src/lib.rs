@@ -37,9 +37,12 @@ pub mod notify_bridge;
 pub mod oidc;
 pub mod organizations;
 pub mod pagination;
+pub mod price_lists;
+pub mod pricing;
 pub mod projects;
 pub mod quota_settings;
 pub mod quotas;
+pub mod rating;
 pub mod scheduler;
 pub mod scope;
 pub mod secrets;
@@ -49,6 +52,7 @@ pub mod usage;
 pub mod usage_report;
 pub mod validate;
 pub mod values;
+pub mod vat;
 
 pub use error::{Error, Result};
 

@@ -2,7 +2,8 @@
 //! a project each, and two demo users. Each demo project gets a contract grant of
 //! [`DEMO_GPU_HOURS`] H100-80GB GPU-hours valid for a year, and its organisation a quota
 //! of [`DEMO_COMPUTE_SLICES`] compute slices, so a newcomer's first lease request can
-//! become `active` on the simulated nodes at once. Created through the normal domain
+//! become `active` on the simulated nodes at once. Every organisation kind gets a demo
+//! price list ([`DEMO_PRICES`]), so usage can be rated. Created through the normal domain
 //! functions, so it is validated and audited like anything else. Runs only on a database
 //! without organisations.
 
@@ -13,6 +14,8 @@ use crate::error::Result;
 use crate::grants::{self, NewContractGrant};
 use crate::members::{self, MemberRef};
 use crate::organizations::{self as orgs, NewOrganization};
+use crate::price_lists;
+use crate::pricing::{ModelPricesInput, NewPriceList, PriceScope};
 use crate::projects::{self, NewProject};
 use crate::quota_settings;
 use crate::quotas::QuotaLimits;
@@ -32,6 +35,18 @@ pub const DEMO_GRANT_DAYS: i64 = 365;
 /// the four default simulated nodes of `aion dev`.
 pub const DEMO_COMPUTE_SLICES: i64 = 32 * 7;
 
+/// Demo EUR prices of an H100-80GB GPU-hour per organisation kind; preemptible leases
+/// get [`DEMO_PREEMPTIBLE_DISCOUNT`] percent off.
+pub const DEMO_PRICES: [(&str, &str); 5] = [
+    ("academic", "2.40"),
+    ("public", "2.60"),
+    ("allocator", "2.40"),
+    ("startup", "3.20"),
+    ("industry", "3.90"),
+];
+/// Demo discount on preemptible leases, in percent.
+pub const DEMO_PREEMPTIBLE_DISCOUNT: &str = "30";
+
 /// What was seeded, for printing.
 #[derive(Debug, Default)]
 pub struct Seeded {
@@ -46,6 +61,22 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
     }
     let system = Caller::system("seed");
     let mut seeded = Seeded::default();
+    for (kind, price) in DEMO_PRICES {
+        let prices = ModelPricesInput {
+            gpu_model: DEMO_GPU_MODEL.into(),
+            gpu_hour_price: price.into(),
+            profile_prices: Vec::new(),
+        };
+        let list = NewPriceList::parse(
+            PriceScope::parse(Some(kind), None),
+            &format!("Demo {kind} prices"),
+            None,
+            svc.clock.now(),
+            Some(DEMO_PREEMPTIBLE_DISCOUNT),
+            &[prices],
+        )?;
+        price_lists::create(svc, &system, list, None).await?;
+    }
     for (slug, name, kind, country) in [
         ("genci", "GENCI", "allocator", "FR"),
         ("cnrs", "CNRS", "allocator", "FR"),

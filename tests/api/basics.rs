@@ -248,6 +248,13 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
         ("/v1/agent/events", vec!["post"]),
         ("/v1/projects/{id}/usage", vec!["get"]),
         ("/v1/leases/{id}/usage", vec!["get"]),
+        ("/v1/price-lists", vec!["get", "post"]),
+        ("/v1/price-lists/{id}", vec!["get", "patch", "delete"]),
+        ("/v1/organizations/{id}/price-list", vec!["get"]),
+        ("/v1/grants/{id}/ledger", vec!["get"]),
+        ("/v1/grants/{id}/adjustments", vec!["post"]),
+        ("/v1/organizations/{id}/usage", vec!["get"]),
+        ("/v1/carbon-intensities", vec!["get", "post"]),
     ] {
         for method in methods {
             assert!(
@@ -258,7 +265,7 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
     }
     assert_eq!(
         paths.len(),
-        47,
+        54,
         "a route was added without a test here: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

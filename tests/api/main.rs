@@ -26,6 +26,7 @@ mod members_tokens;
 mod newcomer;
 mod nodes;
 mod oidc;
+mod pricing;
 mod quotas;
 mod tenancy;
 mod usage;

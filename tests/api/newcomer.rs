@@ -59,6 +59,10 @@ async fn the_readme_lease_request_on_the_demo_data_becomes_active(backend: Backe
             .await
             .expect(200);
         let project = projects.body["items"][0]["id"].as_str().unwrap().to_owned();
+        // The demo data price every organisation kind, so usage can be rated.
+        app.get(&format!("/v1/organizations/{org}/price-list"), &app.admin)
+            .await
+            .expect(200);
         let grants = app
             .get(&format!("/v1/projects/{project}/grants"), &app.admin)
             .await;

@@ -12,6 +12,7 @@ pub mod me;
 pub mod members;
 pub mod nodes;
 pub mod organizations;
+pub mod price_lists;
 pub mod projects;
 pub mod quotas;
 pub mod tokens;

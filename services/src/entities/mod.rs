@@ -24,6 +24,8 @@ pub mod memberships;
 pub mod node_credentials;
 pub mod nodes;
 pub mod organizations;
+pub mod price_list_entries;
+pub mod price_lists;
 pub mod projects;
 pub mod quotas;
 pub mod usage_records;
