@@ -56,6 +56,8 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         routes::usage::organization, routes::usage::create_carbon_intensity, routes::usage::list_carbon_intensities,
         routes::price_lists::create, routes::price_lists::list, routes::price_lists::get,
         routes::price_lists::edit, routes::price_lists::withdraw, routes::price_lists::for_organization,
+        routes::invoices::list, routes::invoices::month_documents, routes::invoices::finalize,
+        routes::invoices::get, routes::invoices::credit_note,
     ),
     tags(
         (name = "organizations", description = "Consortium members and allocators"),
@@ -70,6 +72,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         (name = "agent", description = "The node agent protocol (node credentials only)"),
         (name = "usage", description = "Measured usage of projects and leases"),
         (name = "pricing", description = "Versioned price lists in EUR, per organisation kind or per contract"),
+        (name = "billing", description = "Monthly invoices, statements of grant-funded usage and credit notes"),
     )
 )]
 pub struct ApiDoc;
@@ -187,6 +190,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(price_lists::edit)
     .service(price_lists::withdraw)
     .service(price_lists::for_organization)
+    .service(invoices::list)
+    .service(invoices::finalize)
+    .service(invoices::month_documents)
+    .service(invoices::get)
+    .service(invoices::credit_note)
     .service(SwaggerUi::new("/v1/docs/{_:.*}").url("/v1/openapi.json", ApiDoc::openapi()));
 }
 

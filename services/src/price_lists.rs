@@ -364,6 +364,25 @@ async fn latest(
         .await?)
 }
 
+/// Every version that may price organisation `org` of `kind` (its contract lists and
+/// its kind's), with their entries: what [`pricing::price_steps`] needs for any period.
+pub(crate) async fn versions_for(
+    db: &impl ConnectionTrait,
+    org: OrganizationId,
+    kind: OrganizationKind,
+) -> Result<Vec<PriceList>> {
+    let keys = [
+        PriceScope::Organization(org).key(),
+        PriceScope::OrganizationKind(kind).key(),
+    ];
+    let rows = lists::Entity::find()
+        .filter(lists::Column::ScopeKey.is_in(keys))
+        .order_by_asc(lists::Column::EffectiveFrom)
+        .all(db)
+        .await?;
+    with_entries(db, rows).await
+}
+
 /// The version that prices organisation `org` at `at` (default: now): its contract list
 /// in effect, else its kind's. Members who may not read contract prices get 403.
 pub async fn for_organization(

@@ -59,6 +59,32 @@ pub enum VatRegime {
     ReverseCharge,
     /// Customer outside the EU: outside the scope of EU VAT.
     OutsideEu,
+    /// A statement of grant-funded usage: nothing is invoiced.
+    NotInvoiced,
+}
+
+impl VatRegime {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Domestic => "domestic",
+            Self::ReverseCharge => "reverse_charge",
+            Self::OutsideEu => "outside_eu",
+            Self::NotInvoiced => "not_invoiced",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn stored(raw: &str) -> Option<Self> {
+        [
+            Self::Domestic,
+            Self::ReverseCharge,
+            Self::OutsideEu,
+            Self::NotInvoiced,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == raw)
+    }
 }
 
 /// The VAT treatment of one customer.

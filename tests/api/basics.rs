@@ -255,6 +255,14 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
         ("/v1/grants/{id}/adjustments", vec!["post"]),
         ("/v1/organizations/{id}/usage", vec!["get"]),
         ("/v1/carbon-intensities", vec!["get", "post"]),
+        ("/v1/organizations/{id}/invoices", vec!["get"]),
+        ("/v1/organizations/{id}/invoices/{month}", vec!["get"]),
+        (
+            "/v1/organizations/{id}/invoices/{month}/finalize",
+            vec!["post"],
+        ),
+        ("/v1/invoices/{id}", vec!["get"]),
+        ("/v1/invoices/{id}/credit-notes", vec!["post"]),
     ] {
         for method in methods {
             assert!(
@@ -265,7 +273,7 @@ async fn the_openapi_document_covers_every_route_and_the_reference_page_is_serve
     }
     assert_eq!(
         paths.len(),
-        54,
+        59,
         "a route was added without a test here: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

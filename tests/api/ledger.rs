@@ -79,7 +79,7 @@ async fn lease(app: &TestApp, project: &str, token: &str, body: Value) -> Resp {
         .await
 }
 
-async fn until_state(app: &TestApp, token: &str, id: &str, state: &str) -> Value {
+pub(crate) async fn until_state(app: &TestApp, token: &str, id: &str, state: &str) -> Value {
     for _ in 0..300 {
         let res = app
             .get(&format!("/v1/leases/{id}"), token)
@@ -94,7 +94,7 @@ async fn until_state(app: &TestApp, token: &str, id: &str, state: &str) -> Value
 }
 
 /// Reports every instance of the node's desired state as present.
-async fn report_all_present(app: &TestApp, cred: &str) {
+pub(crate) async fn report_all_present(app: &TestApp, cred: &str) {
     let state = app
         .get("/v1/agent/desired-state", cred)
         .await

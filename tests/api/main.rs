@@ -18,6 +18,7 @@ mod basics;
 mod carbon;
 mod fleet_sim;
 mod idempotency;
+mod invoices;
 mod isolation;
 mod leases;
 mod ledger;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod calls;
 pub mod grants;
 pub mod health;
+pub mod invoices;
 pub mod leases;
 pub mod me;
 pub mod members;

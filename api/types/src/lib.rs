@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod allocation;
+pub mod billing;
 pub mod leases;
 pub mod ledger;
 pub mod pricing;
@@ -13,6 +14,7 @@ pub mod usage;
 
 pub use agent::*;
 pub use allocation::*;
+pub use billing::*;
 pub use leases::*;
 pub use ledger::*;
 pub use pricing::*;
