@@ -20,7 +20,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-on_both_databases!(a_lease_runs_on_a_real_agent_survives_restarts_and_outages_and_ends_cleanly);
+on_both_databases!(
+    a_lease_runs_on_a_real_agent_survives_restarts_and_outages_and_ends_cleanly,
+    a_spent_grant_ends_its_lease_and_the_real_agent_stops_it,
+);
 
 fn agent_config(server: &str, dir: &Path, join: Option<String>) -> AgentConfig {
     let mut c = AgentConfig::new(server, dir);
@@ -234,6 +237,103 @@ async fn a_lease_runs_on_a_real_agent_survives_restarts_and_outages_and_ends_cle
     })
     .await;
     third.stop().await;
+}
+
+/// A grant overdrawn by an adjustment: after the grace the scheduler ends its lease, the
+/// simulated node's agent destroys the instance, and the ledger debits the active time
+/// only (no more than what was left granted plus the grace).
+async fn a_spent_grant_ends_its_lease_and_the_real_agent_stops_it(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.overdraft_grace_s = 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimBackend::new(SimConfig {
+        model: aion_mig::GpuModel::H100_80GB,
+        gpus: 1,
+        seed: 11,
+        mig_enabled: true,
+    }));
+    let token = join_token(&app, "par-1").await;
+    let agent = start(agent_config(&app.base, dir.path(), Some(token)), &sim);
+    let org = app.create_org("acme", "startup").await;
+    let project = app.create_project(&org, "vision").await;
+    let now = app.clock.now();
+    let grant = app
+        .post(
+            "/v1/grants",
+            &app.admin,
+            json!({"project_id": project, "gpu_model": "H100-80GB", "gpu_hours": 2,
+                "valid_from": (now - chrono::Duration::days(1)).to_rfc3339(),
+                "valid_until": (now + chrono::Duration::days(30)).to_rfc3339(), "reference": "PO-9"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let partner = app
+        .token(&format!("/v1/projects/{project}"), "member")
+        .await;
+    let id = app
+        .post(
+            &format!("/v1/projects/{project}/leases"),
+            &partner,
+            json!({"profile": "1g.10gb", "duration_s": 7200}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let active = app
+        .get(&format!("/v1/leases/{id}?wait=30"), &partner)
+        .await
+        .expect(200);
+    assert_eq!(active.body["state"], "active", "{}", active.body);
+    assert_eq!(sim.instances().unwrap().len(), 1);
+
+    // The committee takes back what is left and an hour of the lease's hold.
+    let left = app
+        .get(&format!("/v1/grants/{grant}"), &partner)
+        .await
+        .expect(200)
+        .body["balance_slice_seconds"]
+        .as_i64()
+        .unwrap();
+    app.post(
+        &format!("/v1/grants/{grant}/adjustments"),
+        &app.admin,
+        json!({"slice_seconds": -(left + 3_600), "reason": "allocation withdrawn"}),
+    )
+    .await
+    .expect(201);
+    app.clock.advance(chrono::Duration::seconds(31));
+    until(
+        &agent.agent,
+        "the agent destroys the spent lease's instance",
+        || sim.instances().unwrap().is_empty(),
+    )
+    .await;
+    let ended = app
+        .get(&format!("/v1/leases/{id}"), &partner)
+        .await
+        .expect(200);
+    assert_eq!(ended.body["state"], "expired", "{}", ended.body);
+    assert!(
+        ended.body["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("grant is spent")
+    );
+    let g = app
+        .get(&format!("/v1/grants/{grant}"), &partner)
+        .await
+        .expect(200);
+    let used = g.body["used_slice_seconds"].as_i64().unwrap();
+    assert_eq!(g.body["held_slice_seconds"], 0);
+    assert_eq!(
+        used, 31,
+        "31 s of one slice, from active to the end of the grace"
+    );
+    assert!(
+        used <= 3_600 + 30,
+        "no more than the grant left plus the grace"
+    );
+    agent.stop().await;
 }
 
 #[test]
