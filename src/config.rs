@@ -73,6 +73,10 @@ pub struct Config {
     pub grant_end_warning_s: u64,
     /// Seconds the leases of an overdrawn grant go on before they are ended.
     pub overdraft_grace_s: u64,
+    /// `aion dev` only: a simulated clock starting at this instant, moved only through
+    /// `POST /v1/dev/clock/advance` (needs `dev_nodes = 0`: simulated agents run on
+    /// real time).
+    pub dev_clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             budget_warn_at_percent: vec![80, 90, 100],
             grant_end_warning_s: 7 * 24 * 3600,
             overdraft_grace_s: 900,
+            dev_clock_start: None,
         }
     }
 }
@@ -198,6 +203,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "AION_OVERDRAFT_GRACE_S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overdraft_grace_s: Option<u64>,
+    /// `aion dev` only: start a simulated clock at this RFC 3339 instant, advanced by
+    /// platform admins through POST /v1/dev/clock/advance (requires --dev-nodes 0).
+    #[arg(long, env = "AION_DEV_CLOCK_START")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {
@@ -256,6 +266,10 @@ impl ConfigArgs {
                 .iter()
                 .all(|p| (1..=100).contains(p)),
             "budget_warn_at_percent values must be between 1 and 100"
+        );
+        anyhow::ensure!(
+            config.dev_clock_start.is_none() || config.dev_nodes == 0,
+            "dev_clock_start needs dev_nodes = 0: the simulated nodes' agents run on real time (play the nodes through the agent API instead)"
         );
         Ok(config)
     }

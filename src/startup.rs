@@ -44,7 +44,11 @@ pub struct Application {
 impl Application {
     /// Connects, checks or applies migrations, bootstraps and binds the server.
     pub async fn build(config: &Config, mode: Mode) -> anyhow::Result<Self> {
-        Self::build_with_clock(config, mode, Clock::System).await
+        let clock = match (mode, config.dev_clock_start) {
+            (Mode::Dev, Some(start)) => Clock::manual(start),
+            _ => Clock::System,
+        };
+        Self::build_with_clock(config, mode, clock).await
     }
 
     /// Like [`Application::build`] with an injected clock (tests drive time with it).
@@ -92,7 +96,8 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let server = http_server(listener, services.clone())?;
+        let dev_clock = mode == Mode::Dev && matches!(services.clock, Clock::Manual(_));
+        let server = http_server(listener, services.clone(), dev_clock)?;
         let dev_nodes = match mode {
             Mode::Dev if config.dev_nodes > 0 => {
                 let mut ip = config.listen.ip();
@@ -180,13 +185,22 @@ pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
     })
 }
 
-fn http_server(listener: TcpListener, services: Services) -> anyhow::Result<Server> {
+fn http_server(
+    listener: TcpListener,
+    services: Services,
+    dev_clock: bool,
+) -> anyhow::Result<Server> {
     let state = web::Data::new(AppState { services });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(middleware::from_fn(aion_api::error::finish_problems))
             .wrap(tracing_actix_web::TracingLogger::default())
+            .configure(|cfg| {
+                if dev_clock {
+                    aion_api::configure_dev_clock(cfg);
+                }
+            })
             .configure(aion_api::configure)
             .default_service(web::to(aion_api::not_found))
     })

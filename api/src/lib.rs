@@ -96,6 +96,12 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The simulated-clock routes of `aion dev --dev-clock-start` (never of `aion serve`).
+pub fn configure_dev_clock(cfg: &mut web::ServiceConfig) {
+    cfg.service(routes::dev_clock::now)
+        .service(routes::dev_clock::advance);
+}
+
 /// Registers every route of the API, the documentation and the error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::*;

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod allocation_requests;
 pub mod audit;
 pub mod calls;
+pub mod dev_clock;
 pub mod grants;
 pub mod health;
 pub mod invoices;
