@@ -509,14 +509,14 @@ async fn with_lines(
 pub fn to_csv(d: &BillingDocument) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from(
-        "document,number,period_start,line,project_id,gpu_model,profile,site,preemptible,description,seconds,gpu_hours,unit_price_eur,amount_eur,energy_kwh,co2e_kg\n",
+        "document,number,period_start,line,project_id,gpu_model,profile,site,preemptible,description,seconds,hours,gpu_hours,unit_price_eur,amount_eur,energy_kwh,co2e_kg\n",
     );
     let number = d.number.clone().unwrap_or_default();
     let kwh = |mj: i64| Decimal::from(mj) / Decimal::from(3_600_000_000i64);
     let kg = |mg: i64| Decimal::from(mg) / Decimal::from(1_000_000);
     for (i, l) in d.lines.iter().enumerate() {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             d.kind.as_str(),
             q(&number),
             d.period_start.to_rfc3339(),
@@ -528,6 +528,7 @@ pub fn to_csv(d: &BillingDocument) -> String {
             l.preemptible,
             q(&l.description),
             l.seconds,
+            (Decimal::from(l.seconds) / Decimal::from(3600)).round_dp(6),
             l.gpu_hours,
             l.unit_price,
             l.amount,
@@ -536,7 +537,7 @@ pub fn to_csv(d: &BillingDocument) -> String {
         ));
     }
     out.push_str(&format!(
-        "{},{},{},total,,,,,,{},,,,{},{},{}\n",
+        "{},{},{},total,,,,,,{},,,,,{},{},{}\n",
         d.kind.as_str(),
         q(&number),
         d.period_start.to_rfc3339(),

@@ -70,6 +70,9 @@ fn document(d: BillingDocument) -> wire::BillingDocument {
                 preemptible: l.preemptible,
                 description: l.description,
                 seconds: l.seconds,
+                hours: (Decimal::from(l.seconds) / Decimal::from(3600))
+                    .round_dp(6)
+                    .to_string(),
                 slice_seconds: l.slice_seconds,
                 gpu_hours: l.gpu_hours.to_string(),
                 unit_price: l.unit_price.to_string(),

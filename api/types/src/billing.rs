@@ -24,6 +24,8 @@ pub struct BillingLine {
     pub description: String,
     /// Allocated seconds of the line's leases.
     pub seconds: i64,
+    /// The same in hours, decimal string to 6 places.
+    pub hours: String,
     /// Exact quantity: seconds × compute slices (25,200 per GPU-hour).
     pub slice_seconds: i64,
     /// GPU-hours, decimal string to 6 places.
