@@ -175,6 +175,8 @@ struct Totals {
     profile: HashMap<(uuid::Uuid, String), i64>,
     /// (scope, site) → compute slices admitted by this batch (per-site caps).
     site: HashMap<(uuid::Uuid, String), i64>,
+    /// The candidate grants' ledger heads, read under their locks at the batch's start.
+    heads: ledger::Heads,
 }
 
 async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result<Vec<Outcome>> {
@@ -296,7 +298,8 @@ async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result
         lease_rows::Entity::insert_many(rows).exec(&txn).await?;
         audit_inbox::Entity::insert_many(events).exec(&txn).await?;
         // Holds are posted by the system: the callers are in the audit events.
-        let moved = ledger::post(&txn, now, "system:admission", holds).await?;
+        let heads = std::mem::take(&mut totals.heads);
+        let moved = ledger::post_locked(&txn, now, "system:admission", holds, heads).await?;
         ledger::raise_warnings(&txn, now, &svc.budget, &moved).await?;
     }
     if !keys.is_empty() {
@@ -472,8 +475,9 @@ async fn read_totals(
     // after the organisations', in id order, as every ledger writer does).
     let grant_ids = valid.values().flatten().map(|g| g.id).collect();
     ledger::lock(txn, &grant_ids).await?;
-    for (id, (_, standing)) in ledger::heads(txn, &grant_ids).await? {
-        totals.grant.insert(id, standing.balance);
+    totals.heads = ledger::heads(txn, &grant_ids).await?;
+    for (id, (_, standing)) in &totals.heads {
+        totals.grant.insert(*id, standing.balance);
     }
     Ok(totals)
 }
