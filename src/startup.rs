@@ -83,6 +83,7 @@ impl Application {
             events: Arc::default(),
             admission: Arc::default(),
             budget: Arc::new(config.budget()),
+            tokens: Arc::default(),
         };
         let admin_token_path = config.data_dir.join("admin-token");
         let bootstrap_token = bootstrap::admin_token_if_empty(&services).await?;
@@ -182,6 +183,7 @@ pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
         events: Arc::default(),
         admission: Arc::default(),
         budget: Arc::new(config.budget()),
+        tokens: Arc::default(),
     })
 }
 

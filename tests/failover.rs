@@ -51,6 +51,82 @@ async fn a_killed_leader_sigkill_loses_and_duplicates_nothing() {
     failover("KILL").await;
 }
 
+/// Replicas cache API-token lookups for a few seconds; a token revoked through one replica
+/// must be refused by the other at once (PostgreSQL NOTIFY), long before the cache's TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_revoked_through_one_replica_is_refused_at_once_by_the_other() {
+    let pg = PgDatabase::create().await;
+    let root = tempfile::tempdir().unwrap();
+    migrate(&pg.url, root.path());
+    let a = Replica::start("a", &pg.url, root.path()).await;
+    let admin = std::fs::read_to_string(a.dir.join("data/admin-token"))
+        .expect("the first replica writes the admin token")
+        .trim()
+        .to_owned();
+    let b = Replica::start("b", &pg.url, root.path()).await;
+    let client = reqwest::Client::new();
+    let org = must(
+        &client,
+        Method::POST,
+        format!("{}/v1/organizations", a.base),
+        &admin,
+        json!({"slug": "lab", "name": "lab", "kind": "industry"}),
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = must(
+        &client,
+        Method::POST,
+        format!("{}/v1/organizations/{org}/tokens", a.base),
+        &admin,
+        json!({"name": "partner", "role": "admin"}),
+        201,
+    )
+    .await;
+    let (id, secret) = (
+        token["token"]["id"].as_str().unwrap().to_owned(),
+        token["secret"].as_str().unwrap().to_owned(),
+    );
+    let read = format!("{}/v1/organizations/{org}", b.base);
+    for _ in 0..3 {
+        let (status, _) = call(&client, Method::GET, &read, &secret, None, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "the token works on b (and b caches it)");
+    }
+    let (status, body) = call(
+        &client,
+        Method::DELETE,
+        &format!("{}/v1/organizations/{org}/tokens/{id}", a.base),
+        &admin,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let revoked = Instant::now();
+    loop {
+        let (status, _) = call(&client, Method::GET, &read, &secret, None, None)
+            .await
+            .unwrap();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(3),
+            "b still accepts the revoked token {:?} later (its cache lives 10 s)\n{}",
+            revoked.elapsed(),
+            b.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((a, b));
+}
+
 // ---------------------------------------------------------------------------------------
 // PostgreSQL database (as tests/api/helpers.rs does it)
 // ---------------------------------------------------------------------------------------
@@ -336,13 +412,12 @@ async fn create_lease(
 // The scenario
 // ---------------------------------------------------------------------------------------
 
-async fn failover(sig: &str) {
-    let pg = PgDatabase::create().await;
-    let root = tempfile::tempdir().unwrap();
+/// Applies the migrations to the test database with `aion migrate`.
+fn migrate(url: &str, root: &Path) {
     let status = Command::new(env!("CARGO_BIN_EXE_aion"))
-        .args(["migrate", "--database-url", &pg.url])
+        .args(["migrate", "--database-url", url])
         .arg("--data-dir")
-        .arg(root.path().join("migrate"))
+        .arg(root.join("migrate"))
         .env("AION_LOG", "warn")
         .output()
         .expect("running aion migrate");
@@ -351,6 +426,12 @@ async fn failover(sig: &str) {
         "aion migrate failed: {}",
         String::from_utf8_lossy(&status.stderr)
     );
+}
+
+async fn failover(sig: &str) {
+    let pg = PgDatabase::create().await;
+    let root = tempfile::tempdir().unwrap();
+    migrate(&pg.url, root.path());
     let db = sea_orm::Database::connect(&pg.url).await.unwrap();
 
     // The first replica bootstraps the admin token; the second finds a database that has

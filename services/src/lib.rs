@@ -49,6 +49,7 @@ pub mod scheduler;
 pub mod scope;
 pub mod secrets;
 pub mod seed;
+pub mod token_cache;
 pub mod tokens;
 pub mod usage;
 pub mod usage_report;
@@ -76,6 +77,8 @@ pub struct Services {
     pub admission: Arc<lease_batch::AdmissionQueue>,
     /// Budget warnings and the grace of overdrawn grants.
     pub budget: Arc<ledger::BudgetPolicy>,
+    /// Recent API-token lookups (see [`token_cache`]).
+    pub tokens: Arc<token_cache::TokenCache>,
 }
 
 impl Services {

@@ -2,10 +2,13 @@
 //! [`crate::agent::notify_nodes`] (a `pg_notify` on [`NOTIFY_CHANNEL`] inside their
 //! transaction); every replica runs [`run`], which listens on that channel and turns each
 //! notice into `events.node_changed()`, so an agent's long-poll is woken whichever replica
-//! serves it. Nothing to do on SQLite: one process, in-process events suffice.
+//! serves it. It also listens for API-token revocations
+//! ([`crate::token_cache::NOTIFY_CHANNEL`]) and drops them from this replica's token cache.
+//! Nothing to do on SQLite: one process, in-process events suffice.
 
 use crate::Services;
 use crate::agent::NOTIFY_CHANNEL;
+use crate::token_cache::NOTIFY_CHANNEL as TOKEN_CHANNEL;
 use sea_orm::DbBackend;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::watch;
@@ -33,8 +36,11 @@ async fn listen(
 ) -> Result<(), sea_orm::sqlx::Error> {
     let mut listener = PgListener::connect_with(svc.db.get_postgres_connection_pool()).await?;
     listener.listen(NOTIFY_CHANNEL).await?;
-    // Notices sent while we were not listening are lost: wake every watcher to re-read.
+    listener.listen(TOKEN_CHANNEL).await?;
+    // Notices sent while we were not listening are lost: wake every watcher to re-read,
+    // and forget every cached token lookup (a revocation may have been missed).
     svc.events.node_changed();
+    svc.tokens.clear();
     loop {
         tokio::select! {
             changed = stop.changed() => {
@@ -43,8 +49,12 @@ async fn listen(
                 }
             }
             notice = listener.recv() => {
-                notice?;
-                svc.events.node_changed();
+                let notice = notice?;
+                if notice.channel() == TOKEN_CHANNEL {
+                    svc.tokens.forget(notice.payload());
+                } else {
+                    svc.events.node_changed();
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ use crate::identity::TOKEN_PREFIX;
 use crate::ids::{OrganizationId, ProjectId, TokenId};
 use crate::pagination::{Page, PageRequest};
 use crate::scope::Scope;
+use crate::token_cache::CachedToken;
 use crate::validate::{Validator, missing};
 use crate::values::parse_name;
 use chrono::{DateTime, Duration, Utc};
@@ -262,9 +263,22 @@ pub async fn revoke(
     if model.revoked_at.is_some() {
         return Ok(from_model(model));
     }
+    let hash = model.token_hash.clone();
     let mut active: api_tokens::ActiveModel = model.into();
     active.revoked_at = Set(Some(now));
     let model = active.update(&txn).await?;
+    // Other replicas forget their cached lookup when this commits.
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [
+                crate::token_cache::NOTIFY_CHANNEL.into(),
+                hash.clone().into(),
+            ],
+        ))
+        .await?;
+    }
     audit::append(
         &txn,
         now,
@@ -280,6 +294,7 @@ pub async fn revoke(
     )
     .await?;
     txn.commit().await?;
+    svc.tokens.forget(&hash);
     Ok(from_model(model))
 }
 
@@ -295,19 +310,33 @@ pub async fn get_by_id(db: &impl ConnectionTrait, id: TokenId) -> Result<ApiToke
 /// Turns a presented secret into a caller, refusing unknown, revoked and expired tokens.
 pub async fn authenticate(svc: &Services, secret: &str, request_id: &str) -> Result<Caller> {
     let now = svc.clock.now();
-    let model = api_tokens::Entity::find()
-        .filter(api_tokens::Column::TokenHash.eq(hash_secret(secret)))
-        .one(&svc.db)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated("unknown API token".into()))?;
-    if model.revoked_at.is_some() {
-        return Err(Error::Unauthenticated("this API token was revoked".into()));
-    }
-    if model.expires_at <= now {
+    let hash = hash_secret(secret);
+    let token = match svc.tokens.get(&hash, now) {
+        Some(hit) => hit,
+        None => {
+            let model = api_tokens::Entity::find()
+                .filter(api_tokens::Column::TokenHash.eq(hash.clone()))
+                .one(&svc.db)
+                .await?
+                .ok_or_else(|| Error::Unauthenticated("unknown API token".into()))?;
+            if model.revoked_at.is_some() {
+                return Err(Error::Unauthenticated("this API token was revoked".into()));
+            }
+            let entry = CachedToken::new(
+                model.id,
+                token_grant(&model)?,
+                model.expires_at,
+                model.last_used_at,
+                now,
+            );
+            svc.tokens.put(&hash, entry.clone());
+            entry
+        }
+    };
+    if token.expires_at <= now {
         return Err(Error::Unauthenticated("this API token has expired".into()));
     }
-    let grant = token_grant(&model)?;
-    if model
+    if token
         .last_used_at
         .is_none_or(|t| t < now - Duration::minutes(1))
     {
@@ -316,13 +345,14 @@ pub async fn authenticate(svc: &Services, secret: &str, request_id: &str) -> Res
                 api_tokens::Column::LastUsedAt,
                 sea_orm::sea_query::Expr::value(now),
             )
-            .filter(api_tokens::Column::Id.eq(model.id))
+            .filter(api_tokens::Column::Id.eq(token.id))
             .exec(&svc.db)
             .await?;
+        svc.tokens.touched(&hash, now);
     }
     Ok(Caller {
-        actor: Actor::Token(model.id.into()),
-        grants: vec![grant],
+        actor: Actor::Token(token.id.into()),
+        grants: vec![token.grant],
         request_id: request_id.to_owned(),
     })
 }

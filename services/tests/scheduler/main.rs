@@ -115,6 +115,7 @@ async fn services(url: &str, clock: &Clock) -> Services {
         events: Arc::default(),
         admission: Arc::default(),
         budget: Arc::default(),
+        tokens: Arc::default(),
     }
 }
 
