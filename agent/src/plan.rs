@@ -90,6 +90,22 @@ pub struct KnownLease {
     pub instances: Vec<WantedInstance>,
 }
 
+impl KnownLease {
+    /// Whether the lease's term runs at `now`: not being released and before its end.
+    /// Usage is counted, and workloads are allowed on its slices, only then (invoices
+    /// and budgets end a lease's allocated time at `ends_at` too).
+    pub fn in_term(&self, now: DateTime<Utc>) -> bool {
+        self.phase != LeasePhase::Releasing && self.ends_at.is_none_or(|end| end > now)
+    }
+
+    /// Whether the agent keeps the lease's instances. Online, the control plane decides:
+    /// it expires a lease a scheduler tick after `ends_at`, and tearing the instances down
+    /// first would look like a failed node. Offline, the agent keeps them until the end.
+    pub fn keeps_instances(&self, now: DateTime<Utc>, online: bool) -> bool {
+        self.phase != LeasePhase::Releasing && (online || self.ends_at.is_none_or(|end| end > now))
+    }
+}
+
 /// The desired state, parsed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
@@ -235,10 +251,9 @@ impl Plan {
     }
 }
 
-/// Whether the agent keeps a lease's instances.
+/// Whether the agent keeps a lease's instances (see [`KnownLease::keeps_instances`]).
 fn is_live(lease: &KnownLease, ctx: &PlanContext<'_>) -> bool {
-    lease.phase != LeasePhase::Releasing
-        && (ctx.online || lease.ends_at.is_none_or(|end| end > ctx.now))
+    lease.keeps_instances(ctx.now, ctx.online)
 }
 
 /// Live leases' slots (slot → lease, placement) and slots some non-live lease claims.

@@ -9,7 +9,7 @@
 //! no lease holds is also reported as a `rogue_process`.
 
 use crate::backend::{GpuBackend, GpuInfo, GpuSample, InstanceInfo, ProcessInfo, StopSignal};
-use crate::plan::{Desired, LeasePhase, Slot};
+use crate::plan::{Desired, Slot};
 use crate::{Error, Result};
 use aion_api_types::{AgentEvent, UsageRecord};
 use aion_mig::ProfileId;
@@ -55,7 +55,7 @@ pub fn live_instances(
     let by_slot: HashMap<Slot, &InstanceInfo> = present.iter().map(|i| (Slot::of(i), i)).collect();
     let mut out = Vec::new();
     for lease in &desired.leases {
-        if lease.phase == LeasePhase::Releasing || lease.ends_at.is_some_and(|e| e <= now) {
+        if !lease.in_term(now) {
             continue;
         }
         for w in &lease.instances {

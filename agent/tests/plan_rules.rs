@@ -392,3 +392,30 @@ fn the_wire_desired_state_is_parsed_and_bad_placements_are_refused() {
     bad.leases[0].state = "pending".into();
     assert!(Desired::parse(&bad).is_err());
 }
+
+#[test]
+fn a_lease_past_its_end_keeps_its_instances_online_but_its_term_is_over() {
+    let now = Utc::now();
+    let past = lease(
+        LeasePhase::Active,
+        Some(now - chrono::Duration::seconds(1)),
+        &[],
+    );
+    let running = lease(
+        LeasePhase::Active,
+        Some(now + chrono::Duration::seconds(1)),
+        &[],
+    );
+    let releasing = lease(LeasePhase::Releasing, None, &[]);
+    // Online the control plane ends leases (a tick after ends_at): instances stay until
+    // it does; offline the agent ends them itself at ends_at.
+    assert!(past.keeps_instances(now, true));
+    assert!(!past.keeps_instances(now, false));
+    assert!(running.keeps_instances(now, false));
+    assert!(!releasing.keeps_instances(now, true));
+    // Usage and workloads stop at ends_at whatever the connection.
+    assert!(!past.in_term(now));
+    assert!(running.in_term(now));
+    assert!(!releasing.in_term(now));
+    assert!(lease(LeasePhase::Active, None, &[]).in_term(now));
+}

@@ -8,7 +8,7 @@ use crate::backend::{GpuBackend, StopSignal};
 use crate::cdi::{self, MigDevice};
 use crate::config::AgentConfig;
 use crate::exec::{self, LeaseDevices, NodeDevices};
-use crate::plan::{Action, Desired, Hold, LeasePhase, Observed, PlanContext, Slot, plan};
+use crate::plan::{Action, Desired, Hold, Observed, PlanContext, Slot, plan};
 use crate::{Error, Result};
 use aion_api_types::{DesiredState, GpuHealth, ReportedInstance, StatusReport};
 use chrono::{DateTime, Duration, Utc};
@@ -236,7 +236,7 @@ fn live_devices(
         .collect();
     let mut live = LiveDevices::new();
     for lease in &desired.leases {
-        if lease.phase == LeasePhase::Releasing || lease.ends_at.is_some_and(|end| end <= now) {
+        if !lease.in_term(now) {
             continue;
         }
         let devices: Option<Vec<MigDevice>> = lease
