@@ -10,7 +10,7 @@ use crate::entities::{agent_events, lease_placements, leases};
 use crate::error::{Error, FieldErrors, Result};
 use crate::ids::{OrganizationId, ProjectId};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
@@ -225,55 +225,56 @@ pub async fn record(
         .map(|m| (m.id, (m.organization_id, m.project_id)))
         .collect();
     let mut outcome = EventsOutcome::default();
+    let mut rows = Vec::new();
+    let mut records = Vec::new();
     for e in events {
         if !known.insert(e.raw.event_id) {
             outcome.duplicates += 1;
             continue;
         }
-        agent_events::ActiveModel {
+        rows.push(agent_events::ActiveModel {
             node_id: Set(node.node_id.0),
             event_id: Set(e.raw.event_id),
             kind: Set(e.kind.as_str().to_owned()),
             lease_id: Set(e.raw.lease_id),
             occurred_at: Set(e.raw.occurred_at),
             received_at: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .map_err(|err| match err.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                Error::Unavailable("the same events were being recorded concurrently; retry".into())
-            }
-            _ => err.into(),
-        })?;
+        });
         let owner = e.raw.lease_id.and_then(|l| owners.get(&l)).copied();
         let (target_kind, target_id) = match e.raw.lease_id {
             Some(l) => ("lease", l.to_string()),
             None => ("node", node.node_id.to_string()),
         };
         let r = &e.raw;
-        audit::append_by_node(
-            &txn,
-            now,
-            node.node_id,
-            request_id,
-            Record {
-                action: e.kind.action(),
-                target_kind,
-                target_id,
-                organization_id: owner.map(|(o, _)| OrganizationId(o)),
-                project_id: owner.map(|(_, p)| ProjectId(p)),
-                details: json!({
-                    "event_id": r.event_id, "node_id": node.node_id, "occurred_at": r.occurred_at,
-                    "lease_id": r.lease_id, "gpu_uuid": r.gpu_uuid, "mig_device_uuid": r.mig_device_uuid,
-                    "profile_id": r.profile_id, "start": r.start, "pid": r.pid, "signal": r.signal,
-                    "reason": r.reason, "error": r.error,
-                }),
-            },
-        )
-        .await?;
+        records.push(Record {
+            action: e.kind.action(),
+            target_kind,
+            target_id,
+            organization_id: owner.map(|(o, _)| OrganizationId(o)),
+            project_id: owner.map(|(_, p)| ProjectId(p)),
+            details: json!({
+                "event_id": r.event_id, "node_id": node.node_id, "occurred_at": r.occurred_at,
+                "lease_id": r.lease_id, "gpu_uuid": r.gpu_uuid, "mig_device_uuid": r.mig_device_uuid,
+                "profile_id": r.profile_id, "start": r.start, "pid": r.pid, "signal": r.signal,
+                "reason": r.reason, "error": r.error,
+            }),
+        });
         outcome.recorded += 1;
     }
+    // One multi-row insert per 500 events and per 500 audit entries (they were one
+    // statement each). A concurrent batch with the same events loses on the unique key.
+    for chunk in rows.chunks(500) {
+        agent_events::Entity::insert_many(chunk.to_vec())
+            .exec(&txn)
+            .await
+            .map_err(|err| match err.sql_err() {
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Unavailable(
+                    "the same events were being recorded concurrently; retry".into(),
+                ),
+                _ => err.into(),
+            })?;
+    }
+    audit::append_many_by_node(&txn, now, node.node_id, request_id, records).await?;
     txn.commit().await?;
     Ok(outcome)
 }

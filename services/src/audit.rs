@@ -309,19 +309,37 @@ pub async fn append_by_node(
     request_id: &str,
     rec: Record,
 ) -> Result<()> {
-    audit_inbox::ActiveModel {
-        id: Set(AuditEventId::new().0),
-        occurred_at: Set(now),
-        actor: Set(format!("node:{node}")),
-        action: Set(rec.action.to_owned()),
-        target_kind: Set(rec.target_kind.to_owned()),
-        target_id: Set(rec.target_id),
-        organization_id: Set(rec.organization_id.map(|o| o.0)),
-        project_id: Set(rec.project_id.map(|p| p.0)),
-        request_id: Set(request_id.chars().take(64).collect()),
-        details: Set(rec.details.to_string()),
+    append_many_by_node(txn, now, node, request_id, vec![rec]).await
+}
+
+/// Appends many events a node did, with one multi-row insert per 500.
+pub async fn append_many_by_node(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    node: crate::ids::NodeId,
+    request_id: &str,
+    recs: Vec<Record>,
+) -> Result<()> {
+    let request_id: String = request_id.chars().take(64).collect();
+    let rows: Vec<audit_inbox::ActiveModel> = recs
+        .into_iter()
+        .map(|rec| audit_inbox::ActiveModel {
+            id: Set(AuditEventId::new().0),
+            occurred_at: Set(now),
+            actor: Set(format!("node:{node}")),
+            action: Set(rec.action.to_owned()),
+            target_kind: Set(rec.target_kind.to_owned()),
+            target_id: Set(rec.target_id),
+            organization_id: Set(rec.organization_id.map(|o| o.0)),
+            project_id: Set(rec.project_id.map(|p| p.0)),
+            request_id: Set(request_id.clone()),
+            details: Set(rec.details.to_string()),
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        audit_inbox::Entity::insert_many(chunk.to_vec())
+            .exec(txn)
+            .await?;
     }
-    .insert(txn)
-    .await?;
     Ok(())
 }
