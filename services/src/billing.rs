@@ -14,9 +14,7 @@
 //! and rounded the same way (see [`crate::vat`]); the total is net + VAT.
 
 use crate::carbon::{Co2e, IntensityTable};
-use crate::entities::{
-    grants, lease_placements, leases, nodes, organizations, projects, usage_records,
-};
+use crate::entities::{grants, lease_placements, leases, organizations, projects, usage_records};
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId};
 use crate::lease_lifecycle::billable_end;
@@ -511,18 +509,7 @@ async fn lease_sites(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<
             node_of.entry(p.lease_id).or_insert(p.node_id);
         }
     }
-    let node_ids: BTreeSet<Uuid> = node_of.values().copied().collect();
-    let mut site_of_node: HashMap<Uuid, String> = HashMap::new();
-    let node_ids: Vec<Uuid> = node_ids.into_iter().collect();
-    for chunk in node_ids.chunks(500) {
-        for n in nodes::Entity::find()
-            .filter(nodes::Column::Id.is_in(chunk.to_vec()))
-            .all(db)
-            .await?
-        {
-            site_of_node.insert(n.id, n.site);
-        }
-    }
+    let site_of_node = crate::nodes::sites_of(db, node_of.values().copied()).await?;
     Ok(node_of
         .into_iter()
         .filter_map(|(lease, node)| site_of_node.get(&node).map(|s| (lease, s.clone())))

@@ -206,9 +206,9 @@ pub async fn credit(
             found.kind.as_str()
         )));
     }
-    // Credit notes of one invoice queue on the year's counter (taken below) only after
-    // reading what was credited: lock the counter first so the check and the insert see
-    // the same credits.
+    // Take the number first: incrementing the year's counter row-locks it, so two credit
+    // notes of one invoice queue here and the second reads the first's credit below. A
+    // refused credit rolls back and gives the number back.
     let number = next_number(&txn, now.year()).await?;
     let credited: Decimal = docs::Entity::find()
         .filter(docs::Column::CreditsId.eq(invoice))

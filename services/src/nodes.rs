@@ -447,3 +447,28 @@ pub async fn mark_unreachable_after(
     svc.events.node_changed();
     Ok(ids.len() as u64)
 }
+
+/// The site of each of these nodes (unknown ids are left out), in chunked reads.
+pub(crate) async fn sites_of(
+    db: &impl sea_orm::ConnectionTrait,
+    ids: impl IntoIterator<Item = uuid::Uuid>,
+) -> Result<std::collections::HashMap<uuid::Uuid, String>> {
+    let ids: Vec<uuid::Uuid> = ids
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let found: Vec<(uuid::Uuid, String)> = nodes::Entity::find()
+            .select_only()
+            .column(nodes::Column::Id)
+            .column(nodes::Column::Site)
+            .filter(nodes::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(found);
+    }
+    Ok(out)
+}

@@ -5,13 +5,13 @@
 use crate::Services;
 use crate::authz::Caller;
 use crate::carbon::{Co2e, IntensityTable};
-use crate::entities::{nodes, usage_records};
+use crate::entities::usage_records;
 use crate::error::{Error, Result};
 use crate::ids::{LeaseId, OrganizationId, ProjectId};
 use crate::projects;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// Most buckets one report may span.
@@ -243,19 +243,7 @@ struct Sites {
 
 impl Sites {
     async fn load(db: &impl ConnectionTrait, records: &[usage_records::Model]) -> Result<Self> {
-        let node_ids: BTreeSet<Uuid> = records.iter().map(|r| r.node_id).collect();
-        let mut of_node = HashMap::new();
-        for chunk in node_ids.into_iter().collect::<Vec<_>>().chunks(500) {
-            let found: Vec<(Uuid, String)> = nodes::Entity::find()
-                .select_only()
-                .column(nodes::Column::Id)
-                .column(nodes::Column::Site)
-                .filter(nodes::Column::Id.is_in(chunk.to_vec()))
-                .into_tuple()
-                .all(db)
-                .await?;
-            of_node.extend(found);
-        }
+        let of_node = crate::nodes::sites_of(db, records.iter().map(|r| r.node_id)).await?;
         let sites = of_node.values().cloned().collect();
         let intensities = IntensityTable::load(db, &sites).await?;
         Ok(Self {
