@@ -29,6 +29,7 @@ enum BillingDocuments {
     Vat,
     Total,
     EnergyMj,
+    EnergyWithoutIntensityMj,
     Co2eMg,
     CreditsId,
     Reason,
@@ -86,6 +87,7 @@ impl MigrationTrait for Migration {
                 .col(string_len(BillingDocuments::Vat, 40))
                 .col(string_len(BillingDocuments::Total, 40))
                 .col(big_integer(BillingDocuments::EnergyMj))
+                .col(big_integer(BillingDocuments::EnergyWithoutIntensityMj))
                 .col(big_integer(BillingDocuments::Co2eMg))
                 .col(uuid_null(BillingDocuments::CreditsId))
                 .col(text_null(BillingDocuments::Reason))

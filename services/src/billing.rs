@@ -255,12 +255,13 @@ pub(crate) struct RatedLease {
 /// (interval start, energy in mJ, grams of CO2e per kWh in force) of one usage record.
 pub(crate) type Measured = (DateTime<Utc>, i64, Option<i32>);
 
-/// Gathers rated leases into the lines of one document kind, in key order.
+/// Gathers rated leases into the lines of one document kind, in key order; also the
+/// energy of those lines measured where no grid intensity was known.
 pub(crate) fn lines_of(
     leases: &[RatedLease],
     kind: DocumentKind,
     project_names: &HashMap<Uuid, String>,
-) -> Result<Vec<BillingLine>> {
+) -> Result<(Vec<BillingLine>, i64)> {
     let mut sums: BTreeMap<LineKey, LineSum> = BTreeMap::new();
     for l in leases.iter().filter(|l| l.kind == kind) {
         let key_of = |p: &RatedPiece| LineKey {
@@ -292,7 +293,9 @@ pub(crate) fn lines_of(
             }
         }
     }
-    sums.into_iter()
+    let unvalued = sums.values().map(|s| s.co2e.unvalued_energy_mj).sum();
+    let lines = sums
+        .into_iter()
         .map(|(k, s)| {
             let project = project_names
                 .get(&k.project)
@@ -320,7 +323,8 @@ pub(crate) fn lines_of(
                 co2e_mg: s.co2e.milligrams(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((lines, unvalued))
 }
 
 /// A document from its lines: net, VAT, total, energy and CO2e summed.
@@ -395,7 +399,6 @@ pub(crate) async fn month_drafts(
     let site_names: BTreeSet<String> = sites.values().cloned().collect();
     let intensities = IntensityTable::load(db, &site_names).await?;
     let mut energy: HashMap<Uuid, Vec<Measured>> = HashMap::new();
-    let mut unvalued = 0i64;
     for chunk in ids.chunks(500) {
         let records = usage_records::Entity::find()
             .filter(usage_records::Column::LeaseId.is_in(chunk.to_vec()))
@@ -407,9 +410,6 @@ pub(crate) async fn month_drafts(
             let grams = sites
                 .get(&r.lease_id)
                 .and_then(|s| intensities.at(s, r.interval_start));
-            if grams.is_none() {
-                unvalued = unvalued.saturating_add(r.energy_mj);
-            }
             energy
                 .entry(r.lease_id)
                 .or_default()
@@ -474,9 +474,8 @@ pub(crate) async fn month_drafts(
         .into_iter()
         .map(|p| (p.id, p.slug))
         .collect();
-    let invoice_lines = lines_of(&rated, DocumentKind::Invoice, &names)?;
-    let statement_lines = lines_of(&rated, DocumentKind::Statement, &names)?;
-    // Energy without a known intensity is reported once, on the invoice.
+    let (invoice_lines, invoice_unvalued) = lines_of(&rated, DocumentKind::Invoice, &names)?;
+    let (statement_lines, statement_unvalued) = lines_of(&rated, DocumentKind::Statement, &names)?;
     Ok([
         document(
             org_id,
@@ -484,7 +483,7 @@ pub(crate) async fn month_drafts(
             month,
             invoice_lines,
             vat::treatment(&org.country),
-            unvalued,
+            invoice_unvalued,
         ),
         document(
             org_id,
@@ -492,7 +491,7 @@ pub(crate) async fn month_drafts(
             month,
             statement_lines,
             not_invoiced(),
-            0,
+            statement_unvalued,
         ),
     ])
 }

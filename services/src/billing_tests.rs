@@ -84,7 +84,7 @@ fn one_line_per_project_profile_and_price_and_vat_on_the_net() {
         rated_lease(1, 0, false, 0, 3600, true),
     ];
     let names = HashMap::new();
-    let invoice = lines_of(&leases, DocumentKind::Invoice, &names).unwrap();
+    let (invoice, _) = lines_of(&leases, DocumentKind::Invoice, &names).unwrap();
     assert_eq!(invoice.len(), 2, "guaranteed and preemptible 3g lines");
     assert_eq!(invoice[0].seconds, 7200);
     assert_eq!(invoice[0].slice_seconds, 3 * 7200);
@@ -103,8 +103,16 @@ fn one_line_per_project_profile_and_price_and_vat_on_the_net() {
     assert_eq!(doc.net, Decimal::new(278, 2));
     assert_eq!(doc.vat_amount, Decimal::new(56, 2));
     assert_eq!(doc.total, Decimal::new(334, 2));
-    let statement = lines_of(&leases, DocumentKind::Statement, &names).unwrap();
+    let (statement, _) = lines_of(&leases, DocumentKind::Statement, &names).unwrap();
     assert_eq!(statement.len(), 1);
+    // Energy at a site and time with no recorded intensity is counted apart, per document.
+    let mut unknown = rated_lease(1, 0, false, 0, 3600, true);
+    unknown.energy = vec![(unknown.pieces[0].start, 7_000, None)];
+    let (lines, unvalued) = lines_of(&[unknown], DocumentKind::Statement, &names).unwrap();
+    assert_eq!(
+        (lines[0].energy_mj, lines[0].co2e_mg, unvalued),
+        (7_000, 0, 7_000)
+    );
     assert_eq!(statement[0].profile.as_deref(), Some("1g.10gb"));
 }
 
@@ -122,7 +130,8 @@ proptest! {
             .collect();
         let names = HashMap::new();
         for kind in [DocumentKind::Invoice, DocumentKind::Statement] {
-            let lines = lines_of(&rated, kind, &names).unwrap();
+            let (lines, unvalued) = lines_of(&rated, kind, &names).unwrap();
+            prop_assert_eq!(unvalued, 0, "every test record has an intensity");
             let mine: Vec<&RatedLease> = rated.iter().filter(|l| l.kind == kind).collect();
             // Every rated second and slice-second lands on exactly one line.
             let seconds: i64 = mine.iter().flat_map(|l| &l.pieces).map(|p| p.seconds).sum();

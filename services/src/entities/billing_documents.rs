@@ -26,6 +26,8 @@ pub struct Model {
     pub vat: String,
     pub total: String,
     pub energy_mj: i64,
+    /// Energy measured where no grid intensity was recorded (not in `co2e_mg`).
+    pub energy_without_intensity_mj: i64,
     pub co2e_mg: i64,
     /// The invoice a credit note corrects.
     pub credits_id: Option<Uuid>,
