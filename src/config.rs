@@ -77,6 +77,20 @@ pub struct Config {
     /// `POST /v1/dev/clock/advance` (needs `dev_nodes = 0`: simulated agents run on
     /// real time).
     pub dev_clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The site's public URL (`https://aion.example`): the console's OpenID redirect URI
+    /// is `{public_url}/auth/callback`, and its cookies are `Secure` when it is HTTPS.
+    /// Default: `http://` and the listen address.
+    pub public_url: Option<String>,
+    /// OpenID providers people sign in to the console with (`[[web_providers]]` in the
+    /// file: name, display_name, issuer, client_id, client_secret, scopes).
+    pub web_providers: Vec<aion_web::ProviderConfig>,
+    /// Rules giving roles from ID-token claims at sign-in (`[[web_claim_rules]]`:
+    /// provider, claim, value, grant = {scope, organization, project, role}).
+    pub web_claim_rules: Vec<aion_web::ClaimRule>,
+    /// Hours a console session may stay unused.
+    pub web_session_idle_h: u32,
+    /// Hours after sign-in at which every console session ends.
+    pub web_session_max_h: u32,
 }
 
 impl Default for Config {
@@ -99,6 +113,11 @@ impl Default for Config {
             grant_end_warning_s: 7 * 24 * 3600,
             overdraft_grace_s: 900,
             dev_clock_start: None,
+            public_url: None,
+            web_providers: Vec::new(),
+            web_claim_rules: Vec::new(),
+            web_session_idle_h: 8,
+            web_session_max_h: 24,
         }
     }
 }
@@ -121,6 +140,30 @@ impl Config {
             grant_end_warning: std::time::Duration::from_secs(self.grant_end_warning_s),
             overdraft_grace: std::time::Duration::from_secs(self.overdraft_grace_s),
         }
+    }
+
+    /// The console's settings; `port` is the bound port (the default public URL uses it).
+    pub fn web(&self, port: u16, dev_sign_in: bool) -> anyhow::Result<aion_web::WebConfig> {
+        let public_url = match &self.public_url {
+            Some(u) => u.clone(),
+            None => {
+                let mut ip = self.listen.ip();
+                if ip.is_unspecified() {
+                    ip = std::net::Ipv4Addr::LOCALHOST.into();
+                }
+                format!("http://{}", std::net::SocketAddr::new(ip, port))
+            }
+        };
+        Ok(aion_web::WebConfig {
+            providers: self.web_providers.clone(),
+            claim_rules: self.web_claim_rules.clone(),
+            public_url: url::Url::parse(&public_url).context("public_url")?,
+            dev_sign_in,
+            sessions: aion_services::web_sessions::SessionPolicy {
+                idle: chrono::Duration::hours(i64::from(self.web_session_idle_h)),
+                absolute: chrono::Duration::hours(i64::from(self.web_session_max_h)),
+            },
+        })
     }
 
     /// The database URL to use: the configured one, or SQLite in the data folder.
@@ -208,6 +251,33 @@ pub struct ConfigArgs {
     #[arg(long, env = "AION_DEV_CLOCK_START")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev_clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Public URL of the site (https://aion.example) [default: http:// + the listen address].
+    #[arg(long, env = "AION_PUBLIC_URL", value_parser = parse_public_url)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Hours a console session may stay unused [default: 8].
+    #[arg(long, env = "AION_WEB_SESSION_IDLE_H", value_parser = clap::value_parser!(u32).range(1..=720))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_session_idle_h: Option<u32>,
+    /// Hours after sign-in at which console sessions end [default: 24].
+    #[arg(long, env = "AION_WEB_SESSION_MAX_H", value_parser = clap::value_parser!(u32).range(1..=720))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_session_max_h: Option<u32>,
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    match url::Url::parse(raw) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.query().is_none() =>
+        {
+            Ok(raw.trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!(
+            "expected an http(s) URL without query, got '{raw}'"
+        )),
+    }
 }
 
 fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {
@@ -270,6 +340,14 @@ impl ConfigArgs {
         anyhow::ensure!(
             config.dev_clock_start.is_none() || config.dev_nodes == 0,
             "dev_clock_start needs dev_nodes = 0: the simulated nodes' agents run on real time (play the nodes through the agent API instead)"
+        );
+        if let Some(url) = &config.public_url {
+            parse_public_url(url).map_err(|e| anyhow::anyhow!("public_url: {e}"))?;
+        }
+        anyhow::ensure!(
+            (1..=720).contains(&config.web_session_idle_h)
+                && (1..=720).contains(&config.web_session_max_h),
+            "web_session_idle_h and web_session_max_h must be between 1 and 720"
         );
         Ok(config)
     }

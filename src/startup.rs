@@ -98,7 +98,9 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let dev_clock = mode == Mode::Dev && matches!(services.clock, Clock::Manual(_));
-        let server = http_server(listener, services.clone(), dev_clock)?;
+        let web = aion_web::WebState::new(services.clone(), config.web(port, mode == Mode::Dev)?)
+            .context("console settings")?;
+        let server = http_server(listener, services.clone(), web, dev_clock)?;
         let dev_nodes = match mode {
             Mode::Dev if config.dev_nodes > 0 => {
                 let mut ip = config.listen.ip();
@@ -190,12 +192,15 @@ pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
 fn http_server(
     listener: TcpListener,
     services: Services,
+    console: aion_web::WebState,
     dev_clock: bool,
 ) -> anyhow::Result<Server> {
     let state = web::Data::new(AppState { services });
+    let console = web::Data::new(console);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(console.clone())
             .wrap(middleware::from_fn(aion_api::error::finish_problems))
             .wrap(tracing_actix_web::TracingLogger::default())
             .configure(|cfg| {
@@ -204,6 +209,7 @@ fn http_server(
                 }
             })
             .configure(aion_api::configure)
+            .configure(aion_web::configure)
             .default_service(web::to(aion_api::not_found))
     })
     // Every node's agent holds a long-poll open: allow far more than actix's default of

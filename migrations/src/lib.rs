@@ -13,6 +13,7 @@ mod m20261125_000007_ledger;
 mod m20261125_000008_pricing;
 mod m20261125_000009_carbon;
 mod m20261125_000010_billing;
+mod m20261126_000011_web_sessions;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_pricing::Migration),
             Box::new(m20261125_000009_carbon::Migration),
             Box::new(m20261125_000010_billing::Migration),
+            Box::new(m20261126_000011_web_sessions::Migration),
         ]
     }
 }

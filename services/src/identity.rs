@@ -215,6 +215,18 @@ pub async fn grant_platform_role(
     subject: &str,
     role: PlatformRole,
 ) -> Result<UserId> {
+    let who = crate::members::MemberRef::parse(None, Some(issuer), Some(subject), None)?;
+    give_platform_role(svc, caller, who, role).await
+}
+
+/// [`grant_platform_role`] for an identity already checked (the demo users of `aion dev`
+/// have a `urn:` issuer, which the operators' CLI refuses).
+pub(crate) async fn give_platform_role(
+    svc: &Services,
+    caller: &Caller,
+    who: crate::members::MemberRef,
+    role: PlatformRole,
+) -> Result<UserId> {
     if !caller.is_platform_admin() {
         return Err(Error::Forbidden(
             "only platform admins grant platform roles".into(),
@@ -222,7 +234,6 @@ pub async fn grant_platform_role(
     }
     let now = svc.clock.now();
     let txn = svc.write_txn().await?;
-    let who = crate::members::MemberRef::parse(None, Some(issuer), Some(subject), None)?;
     let user: UserId = crate::members::find_or_provision(&txn, now, &who)
         .await?
         .id

@@ -15,7 +15,9 @@ pub mod budget;
 pub mod call_input;
 pub mod calls;
 pub mod carbon;
+pub mod claim_roles;
 pub mod clock;
+pub mod console;
 pub mod db;
 pub mod decisions;
 pub mod entities;
@@ -56,6 +58,7 @@ pub mod usage_report;
 pub mod validate;
 pub mod values;
 pub mod vat;
+pub mod web_sessions;
 
 pub use error::{Error, Result};
 

@@ -94,7 +94,7 @@ impl ProjectPatch {
     }
 }
 
-fn from_model(m: projects::Model) -> Project {
+pub(crate) fn from_model(m: projects::Model) -> Project {
     Project {
         id: m.id.into(),
         organization_id: m.organization_id.into(),

@@ -1,5 +1,6 @@
 //! Demo data for `aion dev`: the allocators GENCI and CNRS, two member organisations with
-//! a project each, and two demo users. Each demo project gets a contract grant of
+//! a project each, and the demo users of [`DEMO_USERS`] (two project leads, a GENCI
+//! committee member and an operator), whom the console's development sign-in offers. Each demo project gets a contract grant of
 //! [`DEMO_GPU_HOURS`] H100-80GB GPU-hours valid for a year, and its organisation a quota
 //! of [`DEMO_COMPUTE_SLICES`] compute slices, so a newcomer's first lease request can
 //! become `active` on the simulated nodes at once. Every organisation kind gets a demo
@@ -24,6 +25,41 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 
 /// Issuer of the demo users; a real provider never uses a `urn:` issuer.
 pub const DEMO_ISSUER: &str = "urn:aion:dev";
+
+/// A demo user: subject at [`DEMO_ISSUER`], name, and what they do.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoUser {
+    /// Subject (also the login name on the sign-in page).
+    pub subject: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Their role, in a few words.
+    pub role: &'static str,
+}
+
+/// The demo users seeded by [`demo_if_empty`].
+pub const DEMO_USERS: [DemoUser; 4] = [
+    DemoUser {
+        subject: "alice",
+        name: "Alice",
+        role: "lead of hyperion-lab/climate-llm",
+    },
+    DemoUser {
+        subject: "bob",
+        name: "Bob",
+        role: "lead of helios-ai/vision-pretrain",
+    },
+    DemoUser {
+        subject: "gaspard",
+        name: "Gaspard",
+        role: "GENCI allocation committee",
+    },
+    DemoUser {
+        subject: "olga",
+        name: "Olga",
+        role: "platform operator",
+    },
+];
 
 /// GPU model of the demo grants (the model of `aion dev`'s simulated nodes).
 pub const DEMO_GPU_MODEL: &str = "H100-80GB";
@@ -88,8 +124,27 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
             None,
         )
         .await?;
+        if slug == "genci" {
+            let who = demo_identity("gaspard", "genci");
+            members::add(
+                svc,
+                &system,
+                Scope::Organization(org.id),
+                who,
+                "allocator",
+                None,
+            )
+            .await?;
+        }
         seeded.organizations.push(org.slug);
     }
+    crate::identity::give_platform_role(
+        svc,
+        &system,
+        demo_identity("olga", "aion"),
+        crate::authz::PlatformRole::PlatformAdmin,
+    )
+    .await?;
     let members_orgs = [
         (
             "hyperion-lab",
@@ -124,11 +179,7 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
             None,
         )
         .await?;
-        let who = MemberRef::Identity {
-            issuer: DEMO_ISSUER.into(),
-            subject: user.into(),
-            email: Some(format!("{user}@{slug}.example")),
-        };
+        let who = demo_identity(user, slug);
         members::add(svc, &system, Scope::Project(project.id), who, "lead", None).await?;
         let limits = QuotaLimits::parse(
             DEMO_COMPUTE_SLICES,
@@ -151,4 +202,32 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
         seeded.organizations.push(org.slug);
     }
     Ok(seeded)
+}
+
+fn demo_identity(subject: &str, org_slug: &str) -> MemberRef {
+    MemberRef::Identity {
+        issuer: DEMO_ISSUER.into(),
+        subject: subject.into(),
+        email: Some(format!("{subject}@{org_slug}.example")),
+    }
+}
+
+/// The user of a demo sign-in (`aion dev` only): one of [`DEMO_USERS`], whose profile
+/// (name, e-mail) is refreshed the way an OpenID login refreshes it.
+pub async fn demo_user(
+    svc: &Services,
+    subject: &str,
+    request_id: &str,
+) -> Result<crate::ids::UserId> {
+    let user = DEMO_USERS
+        .iter()
+        .find(|u| u.subject == subject)
+        .ok_or_else(|| crate::Error::invalid("user", "not a demo user"))?;
+    let claims = crate::oidc::VerifiedClaims {
+        issuer: DEMO_ISSUER.into(),
+        subject: user.subject.into(),
+        email: None,
+        name: Some(user.name.into()),
+    };
+    crate::identity::upsert_oidc_user(svc, &claims, request_id).await
 }

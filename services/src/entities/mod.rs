@@ -30,3 +30,5 @@ pub mod projects;
 pub mod quotas;
 pub mod usage_records;
 pub mod users;
+pub mod web_logins;
+pub mod web_sessions;

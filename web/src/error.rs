@@ -1,0 +1,114 @@
+//! The one error type of the web console, rendered as a readable HTML page (never JSON
+//! or a stack trace), or as a redirect to sign in.
+
+use crate::i18n::{Lang, Tr};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+/// Everything a page can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// No session: the browser is sent to sign in, then back to `return_to`.
+    #[error("not signed in")]
+    NotSignedIn {
+        /// Where to come back after signing in.
+        return_to: String,
+    },
+    /// A domain error (not found, forbidden, invalid input…).
+    #[error(transparent)]
+    Service(#[from] aion_services::Error),
+    /// A form that does not carry this session's CSRF token, or comes from another site.
+    #[error("this form expired or did not come from this site; reload the page and try again")]
+    Csrf,
+    /// A malformed request (a form field that does not parse…).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Signing in failed (provider error, invalid ID token…): the message says why.
+    #[error("{0}")]
+    Login(String),
+}
+
+impl WebError {
+    fn status(&self) -> StatusCode {
+        use aion_services::Error as E;
+        match self {
+            WebError::NotSignedIn { .. } => StatusCode::SEE_OTHER,
+            WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Login(_) => StatusCode::UNAUTHORIZED,
+            WebError::Service(e) => match e {
+                E::NotFound(_) => StatusCode::NOT_FOUND,
+                E::Conflict(_) | E::PreconditionFailed | E::IdempotencyMismatch => {
+                    StatusCode::CONFLICT
+                }
+                E::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                E::Forbidden(_) => StatusCode::FORBIDDEN,
+                E::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                E::QuotaExceeded(_) | E::BudgetExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                E::NotPriced(_) => StatusCode::NOT_FOUND,
+                E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// The message shown to the person: internal details stay in the log.
+    pub fn message(&self) -> String {
+        match self {
+            WebError::Service(aion_services::Error::Internal(_)) => {
+                "Something went wrong on our side. It was logged; please try again later.".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Result of a page handler.
+pub type WebResult<T> = Result<T, WebError>;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    t: Tr,
+    status: u16,
+    title: &'a str,
+    message: String,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let WebError::NotSignedIn { return_to } = self {
+            let target = format!(
+                "/auth/login?{}",
+                serde_urlencoded::to_string([("return_to", return_to.as_str())])
+                    .unwrap_or_default()
+            );
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target))
+                .finish();
+        }
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "page failed");
+        }
+        // The language of the request is not at hand here; errors are short and shown in
+        // both languages' shared wording (English), as the API's problems are.
+        let page = ErrorPage {
+            t: Tr { lang: Lang::En },
+            status: status.as_u16(),
+            title: status.canonical_reason().unwrap_or("Error"),
+            message: self.message(),
+        };
+        let body = page
+            .render()
+            .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error</p>".into());
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    }
+}

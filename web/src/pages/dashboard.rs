@@ -1,0 +1,117 @@
+//! `/console`: the researcher's dashboard: their projects, each project's grants (hours
+//! used and left) and its live leases.
+
+use crate::WebState;
+use crate::chrome::{Chrome, html};
+use crate::error::WebResult;
+use crate::format;
+use crate::session::Session;
+use actix_web::{HttpResponse, web};
+use aion_services::pagination::PageRequest;
+use aion_services::{console, grants, leases};
+use askama::Template;
+
+/// A grant as the dashboard shows it.
+pub struct GrantRow {
+    /// GPU model.
+    pub gpu_model: String,
+    /// Hours allocated, used, held and left.
+    pub allocated: String,
+    /// Used.
+    pub used: String,
+    /// Held by live leases.
+    pub held: String,
+    /// Left.
+    pub left: String,
+    /// Committed percentage (held + used), for the meter.
+    pub committed_pct: u32,
+    /// Valid until.
+    pub valid_until: String,
+}
+
+/// A live lease as the dashboard shows it.
+pub struct LeaseRow {
+    /// Id.
+    pub id: String,
+    /// `3 × 1g.10gb`.
+    pub what: String,
+    /// State name.
+    pub state: &'static str,
+    /// Since.
+    pub since: String,
+}
+
+/// A project card.
+pub struct ProjectCard {
+    /// Id.
+    pub id: String,
+    /// `org / project`.
+    pub title: String,
+    /// Caller's role.
+    pub role: String,
+    /// Grants.
+    pub grants: Vec<GrantRow>,
+    /// Live leases.
+    pub leases: Vec<LeaseRow>,
+}
+
+#[derive(Template)]
+#[template(path = "console/dashboard.html")]
+struct Dashboard {
+    c: Chrome,
+    projects: Vec<ProjectCard>,
+}
+
+/// `GET /console`.
+pub async fn show(s: Session, state: web::Data<WebState>) -> WebResult<HttpResponse> {
+    let svc = &state.services;
+    let t = s.t;
+    let mut cards = Vec::new();
+    for mine in console::my_projects(svc, &s.caller).await? {
+        let page = PageRequest::parse(Some(20), None)?;
+        let grant_rows = grants::list_for_project(svc, &s.caller, mine.project.id, &page)
+            .await?
+            .items
+            .into_iter()
+            .map(|g| GrantRow {
+                gpu_model: g.gpu_model.to_string(),
+                allocated: format::gpu_hours(t, g.standing.allocated()),
+                used: format::gpu_hours(t, g.standing.used),
+                held: format::gpu_hours(t, g.standing.held),
+                left: format::gpu_hours(t, g.standing.balance),
+                committed_pct: format::percent(
+                    g.standing.used + g.standing.held,
+                    g.standing.allocated(),
+                ),
+                valid_until: format::time(g.valid_until),
+            })
+            .collect();
+        let lease_page = PageRequest::parse(Some(50), None)?;
+        let lease_rows = leases::list(svc, &s.caller, mine.project.id, None, &lease_page)
+            .await?
+            .items
+            .into_iter()
+            .filter(|l| l.state.is_live())
+            .map(|l| LeaseRow {
+                id: l.id.to_string(),
+                what: format!("{} × {}", l.count, l.profile),
+                state: l.state.as_str(),
+                since: format::time(l.created_at),
+            })
+            .collect();
+        cards.push(ProjectCard {
+            id: mine.project.id.to_string(),
+            title: format!("{} / {}", mine.organization.name, mine.project.name),
+            role: mine.role,
+            grants: grant_rows,
+            leases: lease_rows,
+        });
+    }
+    html(
+        Dashboard {
+            c: Chrome::new(&s, "console"),
+            projects: cards,
+        }
+        .render(),
+    )
+}
