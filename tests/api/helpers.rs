@@ -207,11 +207,34 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let clock = Clock::manual(chrono::Utc::now());
+        Self::spawn_in(backend, Mode::Serve, clock, tweak).await
+    }
+
+    /// `aion dev`: seeded demo data, the console's development sign-in, and
+    /// `dev_nodes` simulated nodes running in-process on the real clock.
+    pub async fn spawn_dev(
+        backend: Backend,
+        dev_nodes: u32,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::spawn_in(backend, Mode::Dev, Clock::System, |c: &mut Config| {
+            c.dev_nodes = dev_nodes;
+            tweak(c);
+        })
+        .await
+    }
+
+    async fn spawn_in(
+        backend: Backend,
+        mode: Mode,
+        clock: Clock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let db = TestDatabase::new(backend).await;
         let mut config = db.config();
         tweak(&mut config);
-        let clock = Clock::manual(chrono::Utc::now());
-        let app = Application::build_with_clock(&config, Mode::Serve, clock.clone())
+        let app = Application::build_with_clock(&config, mode, clock.clone())
             .await
             .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());

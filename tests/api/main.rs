@@ -31,3 +31,5 @@ mod pricing;
 mod quotas;
 mod tenancy;
 mod usage;
+mod web_client;
+mod web_login;
