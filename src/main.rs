@@ -171,6 +171,12 @@ async fn serve(args: ConfigArgs, mode: Mode) -> anyhow::Result<()> {
     let app = Application::build(&config, mode).await?;
     let base = format!("http://{}:{}", config.listen.ip(), app.port());
     println!("Aion control plane listening on {base}");
+    println!("  web console:    {base}/console");
+    if mode == Mode::Dev {
+        println!(
+            "                  (development sign-in: alice or bob, researchers; gaspard, GENCI committee; olga, operator)"
+        );
+    }
     println!("  API:            {base}/v1");
     println!("  API reference:  {base}/v1/docs/");
     println!("  OpenAPI:        {base}/v1/openapi.json");

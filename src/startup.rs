@@ -202,6 +202,7 @@ fn http_server(
             .app_data(state.clone())
             .app_data(console.clone())
             .wrap(middleware::from_fn(aion_api::error::finish_problems))
+            .wrap(middleware::from_fn(aion_web::error::localize_errors))
             .wrap(tracing_actix_web::TracingLogger::default())
             .configure(|cfg| {
                 if dev_clock {

@@ -73,7 +73,45 @@ struct ErrorPage<'a> {
     t: Tr,
     status: u16,
     title: &'a str,
+    message: &'a str,
+    reference: &'a str,
+}
+
+/// What [`localize_errors`] needs to draw an error page again in the reader's language.
+#[derive(Clone, Debug)]
+struct ErrorPageData {
+    status: u16,
+    title: &'static str,
     message: String,
+}
+
+fn render(t: Tr, d: &ErrorPageData, reference: &str) -> String {
+    ErrorPage {
+        t,
+        status: d.status,
+        title: d.title,
+        message: &d.message,
+        reference,
+    }
+    .render()
+    .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error</p>".into())
+}
+
+/// Middleware: error pages are drawn again in the language of the request and carry
+/// the request id as a reference (an error response does not see its request).
+pub async fn localize_errors(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let lang = Lang::of(req.request());
+    let reference = crate::session::request_id(req.request());
+    let res = next.call(req).await?.map_into_boxed_body();
+    let data = res.response().extensions().get::<ErrorPageData>().cloned();
+    let Some(data) = data else {
+        return Ok(res);
+    };
+    let body = render(Tr { lang }, &data, &reference);
+    Ok(res.map_body(|_, _| actix_web::body::BoxBody::new(body)))
 }
 
 impl ResponseError for WebError {
@@ -96,19 +134,17 @@ impl ResponseError for WebError {
         if status.is_server_error() {
             tracing::error!(error = %self, "page failed");
         }
-        // The language of the request is not at hand here; errors are short and shown in
-        // both languages' shared wording (English), as the API's problems are.
-        let page = ErrorPage {
-            t: Tr { lang: Lang::En },
+        // English here; `localize_errors` draws it again in the request's language.
+        let data = ErrorPageData {
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("Error"),
             message: self.message(),
         };
-        let body = page
-            .render()
-            .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error</p>".into());
-        HttpResponse::build(status)
+        let body = render(Tr { lang: Lang::En }, &data, "");
+        let mut response = HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
-            .body(body)
+            .body(body);
+        response.extensions_mut().insert(data);
+        response
     }
 }
