@@ -65,6 +65,8 @@ pub const DEMO_USERS: [DemoUser; 4] = [
 pub const DEMO_GPU_MODEL: &str = "H100-80GB";
 /// GPU-hours of each demo project's contract grant.
 pub const DEMO_GPU_HOURS: i64 = 10_000;
+/// GPU-hours in the pool of the demo GENCI call.
+pub const DEMO_CALL_POOL_GPU_HOURS: i64 = 50_000;
 /// Days the demo grants are valid for.
 pub const DEMO_GRANT_DAYS: i64 = 365;
 /// Compute slices each demo organisation (and its project) may hold at once: 32 GPUs,
@@ -97,6 +99,8 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
     }
     let system = Caller::system("seed");
     let mut seeded = Seeded::default();
+    let mut genci = None;
+    let mut first_project = None;
     for (kind, price) in DEMO_PRICES {
         let prices = ModelPricesInput {
             gpu_model: DEMO_GPU_MODEL.into(),
@@ -125,6 +129,7 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
         )
         .await?;
         if slug == "genci" {
+            genci = Some(org.id);
             let who = demo_identity("gaspard", "genci");
             members::add(
                 svc,
@@ -199,9 +204,46 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
             "demo contract (aion dev)",
         )?;
         grants::create_contract(svc, &system, grant, None).await?;
+        first_project.get_or_insert(project.id);
         seeded.organizations.push(org.slug);
     }
+    if let (Some(genci), Some(project)) = (genci, first_project) {
+        demo_call(svc, &system, genci, project).await?;
+    }
     Ok(seeded)
+}
+
+/// An open GENCI call with one pending request of the first demo project, so the demo
+/// committee member has something to review.
+async fn demo_call(
+    svc: &Services,
+    system: &Caller,
+    genci: crate::ids::OrganizationId,
+    project: crate::ids::ProjectId,
+) -> Result<()> {
+    use crate::allocation_requests::{self, NewRequest};
+    use crate::call_input::{CallFields, CallState, NewCall};
+    let now = svc.clock.now();
+    let call = NewCall::parse(CallFields {
+        organization_id: genci.0,
+        title: "GENCI AI call (demo)",
+        description: Some("Demo call of aion dev: GPU-hours on H100-80GB for AI research."),
+        gpu_model: DEMO_GPU_MODEL,
+        pool_gpu_hours: DEMO_CALL_POOL_GPU_HOURS,
+        opens_at: now - chrono::Duration::days(1),
+        closes_at: now + chrono::Duration::days(60),
+        period_start: now,
+        period_end: now + chrono::Duration::days(DEMO_GRANT_DAYS),
+    })?;
+    let call = crate::calls::create(svc, system, call, None).await?;
+    crate::calls::transition(svc, system, call.id, CallState::Open).await?;
+    let request = NewRequest::parse(
+        project.0,
+        2_000,
+        "Fine-tuning a climate downscaling model on 30 years of reanalysis data (demo request).",
+    )?;
+    allocation_requests::file(svc, system, call.id, request, None).await?;
+    Ok(())
 }
 
 fn demo_identity(subject: &str, org_slug: &str) -> MemberRef {
