@@ -203,6 +203,7 @@ fn http_server(
             .app_data(console.clone())
             .wrap(middleware::from_fn(aion_api::error::finish_problems))
             .wrap(middleware::from_fn(aion_web::error::localize_errors))
+            .wrap(middleware::from_fn(aion_web::headers::security_headers))
             .wrap(tracing_actix_web::TracingLogger::default())
             .configure(|cfg| {
                 if dev_clock {

@@ -57,8 +57,39 @@ async fn a_person_signs_in_through_the_provider_with_roles_from_claims(backend: 
     // A stranger is sent to sign in, then back where they wanted to go.
     let first = browser.get("/console").await;
     assert_eq!(first.redirect(), "/auth/login?return_to=%2Fconsole");
-    let back = browser.oidc_sign_in("test", "alice", "/console").await;
-    assert_eq!(back, "/console");
+    let callback = browser.oidc_callback_url("test", "alice", "/console").await;
+    let res = browser.http.get(&callback).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/console");
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("aion_session="))
+        .unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert!(!session.contains("Secure"), "plain http here: {session}");
+    // The secret is random and only its hash is stored.
+    let secret = session
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("aion_session=");
+    let stored = aion_services::entities::web_sessions::Entity::find()
+        .all(&app.services.db)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].token_hash, secret);
+    assert_eq!(
+        stored[0].token_hash,
+        aion_services::secrets::hash_secret(secret)
+    );
     let dashboard = browser.get("/console").await.expect(200);
     assert!(
         dashboard.body.contains("Climate downscaling LLM"),

@@ -7,6 +7,7 @@
 pub mod chrome;
 pub mod error;
 pub mod format;
+pub mod headers;
 pub mod i18n;
 pub mod login;
 pub mod oidc;
