@@ -84,6 +84,15 @@ pub fn money(t: Tr, amount: Decimal) -> String {
     }
 }
 
+/// A rate as written (`20`, `5.5`), without trailing zeros, in the reader's language.
+pub fn rate(t: Tr, value: Decimal) -> String {
+    let text = value.normalize().to_string();
+    match t.lang {
+        Lang::En => text,
+        Lang::Fr => text.replace('.', ","),
+    }
+}
+
 /// Millijoules as kWh, three decimals.
 pub fn kwh(t: Tr, mj: i64) -> String {
     format::decimal(t, mj as f64 / 3_600_000_000.0, 3)
@@ -118,7 +127,7 @@ pub fn doc_view(t: Tr, d: &BillingDocument) -> DocView {
             })
             .collect(),
         net: money(t, d.net),
-        vat_rate: money(t, d.vat.rate_percent),
+        vat_rate: rate(t, d.vat.rate_percent),
         vat: money(t, d.vat_amount),
         total: money(t, d.total),
         energy_kwh: kwh(t, d.energy_mj),
@@ -170,6 +179,12 @@ mod tests {
         assert_eq!(money(FR, d), "1234,50");
         assert_eq!(money(EN, Decimal::from_str("0.4375").unwrap()), "0.4375");
         assert_eq!(money(EN, Decimal::from(-12)), "-12.00");
+    }
+
+    #[test]
+    fn rates_lose_their_trailing_zeros() {
+        assert_eq!(rate(EN, Decimal::from_str("20.00").unwrap()), "20");
+        assert_eq!(rate(FR, Decimal::from_str("5.50").unwrap()), "5,5");
     }
 
     #[test]

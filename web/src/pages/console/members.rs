@@ -11,12 +11,13 @@ use crate::error::WebResult;
 use crate::format;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
+use aion_services::authz::Caller;
 use aion_services::identity::User;
 use aion_services::ids::{ProjectId, UserId};
-use aion_services::members::{self, MemberRef};
+use aion_services::members::{self, Member, MemberRef};
 use aion_services::pagination::PageRequest;
 use aion_services::scope::Scope;
-use aion_services::{Error, projects};
+use aion_services::{Error, Services, projects};
 use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -119,24 +120,19 @@ async fn render(
     let page = PageRequest::parse(Some(PER_PAGE), q.cursor.as_deref())?;
     let found = members::list(svc, &s.caller, Scope::Project(ProjectId(id)), &page).await?;
     let in_project: Vec<UserId> = found.items.iter().map(|m| m.user.id).collect();
-    let mut candidates = Vec::new();
-    if head.can_manage {
-        // People of the organisation, offered by name; a refusal only hides the list.
-        let project = projects::get(svc, &s.caller, ProjectId(id)).await?;
-        let org = Scope::Organization(project.organization_id);
-        let all = PageRequest::parse(Some(200), None)?;
-        if let Ok(org_members) = members::list(svc, &s.caller, org, &all).await {
-            candidates = org_members
-                .items
-                .into_iter()
-                .filter(|m| !in_project.contains(&m.user.id))
-                .map(|m| Candidate {
-                    user_id: m.user.id.to_string(),
-                    name: name_of(&m.user),
-                })
-                .collect();
-        }
-    }
+    let candidates = if head.can_manage {
+        org_people(svc, &s.caller, id)
+            .await?
+            .into_iter()
+            .filter(|m| !in_project.contains(&m.user.id))
+            .map(|m| Candidate {
+                user_id: m.user.id.to_string(),
+                name: name_of(&m.user),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let rows = found
         .items
         .into_iter()
@@ -169,6 +165,19 @@ async fn render(
     })
 }
 
+/// The members of the project's organisation (at most 200), whom its leads may add by
+/// name or e-mail; empty when the caller may not list them.
+async fn org_people(svc: &Services, caller: &Caller, project: Uuid) -> WebResult<Vec<Member>> {
+    let p = projects::get(svc, caller, ProjectId(project)).await?;
+    let all = PageRequest::parse(Some(200), None)?;
+    Ok(
+        members::list(svc, caller, Scope::Organization(p.organization_id), &all)
+            .await
+            .map(|page| page.items)
+            .unwrap_or_default(),
+    )
+}
+
 /// `GET /console/projects/{id}/members`: anyone who may see the project; the forms only
 /// for those who manage it.
 pub async fn show(
@@ -177,8 +186,15 @@ pub async fn show(
     id: web::Path<Uuid>,
     q: web::Query<PageQuery>,
 ) -> WebResult<HttpResponse> {
+    // Colleagues usually sign in through the same institution: offer its issuer (when
+    // it is one people can be added by).
+    let issuer = s
+        .user
+        .issuer
+        .starts_with("https://")
+        .then(|| s.user.issuer.clone());
     let form = AddForm {
-        issuer: Some(s.user.issuer.clone()),
+        issuer,
         role: "member".into(),
         ..AddForm::default()
     };
@@ -186,20 +202,38 @@ pub async fn show(
     html(page.render())
 }
 
-/// Reads who to add: an organisation member chosen in the list, else an identity.
-pub fn parse_who(form: &AddForm) -> Result<MemberRef, Error> {
-    match forms::optional(form.user.as_deref()) {
-        Some(raw) => {
-            let id = Uuid::parse_str(raw).map_err(|_| Error::invalid("user", "unknown person"))?;
-            MemberRef::parse(Some(id), None, None, None)
-        }
-        None => MemberRef::parse(
-            None,
-            Some(forms::optional(form.issuer.as_deref()).unwrap_or("")),
-            Some(forms::optional(form.subject.as_deref()).unwrap_or("")),
-            forms::optional(form.email.as_deref()),
-        ),
+/// Reads who to add: an organisation member chosen in the list; else an identity
+/// (issuer and subject); else, with only an e-mail, the member of the organisation
+/// (`people`) who has it.
+pub fn parse_who(form: &AddForm, people: &[Member]) -> Result<MemberRef, Error> {
+    let issuer = forms::optional(form.issuer.as_deref());
+    let subject = forms::optional(form.subject.as_deref());
+    let email = forms::optional(form.email.as_deref());
+    if let Some(raw) = forms::optional(form.user.as_deref()) {
+        let id = Uuid::parse_str(raw).map_err(|_| Error::invalid("user", "unknown person"))?;
+        return MemberRef::parse(Some(id), None, None, None);
     }
+    if let (None, Some(email)) = (subject, email) {
+        let found = people.iter().find(|m| {
+            m.user
+                .email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        });
+        return match found {
+            Some(m) => MemberRef::parse(Some(m.user.id.0), None, None, None),
+            None => Err(Error::invalid(
+                "email",
+                "no one in your organisation has this e-mail; give their issuer and subject",
+            )),
+        };
+    }
+    MemberRef::parse(
+        None,
+        Some(issuer.unwrap_or("")),
+        Some(subject.unwrap_or("")),
+        email,
+    )
 }
 
 const FIELDS: &[(&str, &str)] = &[
@@ -220,8 +254,9 @@ pub async fn add(
     let id = *id;
     let FormPost { session: s, form } = post;
     let scope = Scope::Project(ProjectId(id));
+    let people = org_people(&state.services, &s.caller, id).await?;
     let result = match (
-        parse_who(&form),
+        parse_who(&form, &people),
         forms::idempotency_key(form.idem.as_deref())?,
     ) {
         (Ok(who), key) => {
@@ -243,6 +278,12 @@ pub async fn add(
                 &format!("/console/projects/{id}/members"),
                 "console.member_added",
             )));
+        }
+        // A person outside the organisation chosen by id is "not found": say it here.
+        Err(Error::NotFound("user")) => {
+            let mut errors = FormErrors::default();
+            errors.add("user", "this person is not in the organisation");
+            errors
         }
         Err(e) => FormErrors::from_service(e, FIELDS)?,
     };
@@ -310,7 +351,7 @@ mod tests {
             issuer: Some("https://idp.example".into()),
             ..AddForm::default()
         };
-        assert!(matches!(parse_who(&form), Ok(MemberRef::User(u)) if u.0 == id));
+        assert!(matches!(parse_who(&form, &[]), Ok(MemberRef::User(u)) if u.0 == id));
     }
 
     #[test]
@@ -322,7 +363,7 @@ mod tests {
             ..AddForm::default()
         };
         assert!(matches!(
-            parse_who(&form),
+            parse_who(&form, &[]),
             Ok(MemberRef::Identity { email: None, .. })
         ));
         let form = AddForm {
@@ -330,6 +371,37 @@ mod tests {
             subject: Some("u-42".into()),
             ..AddForm::default()
         };
-        assert!(parse_who(&form).is_err());
+        assert!(parse_who(&form, &[]).is_err());
+    }
+
+    fn someone(email: &str) -> Member {
+        Member {
+            user: User {
+                id: UserId::new(),
+                issuer: "urn:aion:dev".into(),
+                subject: "bea".into(),
+                email: Some(email.into()),
+                display_name: None,
+                created_at: chrono::Utc::now(),
+            },
+            role: "member".into(),
+            since: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn an_email_alone_finds_the_organisation_member_who_has_it() {
+        let bea = someone("Bea@Lab.example");
+        let form = AddForm {
+            email: Some("bea@lab.example".into()),
+            ..AddForm::default()
+        };
+        let people = [bea.clone()];
+        assert!(matches!(parse_who(&form, &people), Ok(MemberRef::User(u)) if u == bea.user.id));
+        let form = AddForm {
+            email: Some("nobody@lab.example".into()),
+            ..AddForm::default()
+        };
+        assert!(parse_who(&form, &people).is_err());
     }
 }

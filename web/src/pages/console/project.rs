@@ -235,7 +235,7 @@ pub async fn create_lease(
                         "console.lease_requested",
                     )));
                 }
-                Err(e) => FormErrors::from_service(e, super::request_form::FIELDS)?,
+                Err(e) => super::request_form::errors_of(e)?,
             }
         }
         Err(errors) => errors,

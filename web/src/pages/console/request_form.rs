@@ -5,7 +5,7 @@
 use super::forms::{FormErrors, checked, optional};
 use crate::error::WebResult;
 use aion_mig::GpuModel;
-use aion_services::leases::NewLease;
+use aion_services::leases::{self, NewLease};
 use serde::Deserialize;
 
 /// The fields the form posts (all text, so a bad value becomes a message, not a 400).
@@ -81,9 +81,26 @@ impl LeaseForm {
             Some(duration),
         ) {
             Ok(cmd) => Ok(Ok(cmd)),
-            Err(e) => Ok(Err(FormErrors::from_service(e, FIELDS)?)),
+            Err(e) => Ok(Err(errors_of(e)?)),
         }
     }
+}
+
+/// The messages of a refused lease request. The domain counts durations in seconds;
+/// this form asks for hours, so its range is said in hours.
+pub fn errors_of(e: aion_services::Error) -> WebResult<FormErrors> {
+    let mut errors = FormErrors::from_service(e, FIELDS)?;
+    if errors.field("duration_h").is_some() {
+        errors.add(
+            "duration_h",
+            format!(
+                "must be between {} minute and {} hours",
+                leases::MIN_DURATION_S / 60,
+                leases::MAX_DURATION_S / 3600
+            ),
+        );
+    }
+    Ok(errors)
 }
 
 /// The domain's field names → this form's.
@@ -230,6 +247,9 @@ mod tests {
             ..LeaseForm::blank()
         };
         let errors = form.parse().unwrap().unwrap_err();
-        assert!(errors.field("duration_h").is_some(), "{errors:?}");
+        assert_eq!(
+            errors.field("duration_h"),
+            Some("must be between 1 minute and 720 hours")
+        );
     }
 }
