@@ -258,13 +258,9 @@ pub async fn file(
     forms::invalid(page.render())
 }
 
-/// Empty form of the withdraw button (the CSRF token only).
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
-
 /// `POST /console/projects/{id}/allocation-requests/{request}/withdraw`.
 pub async fn withdraw(
-    post: FormPost<Empty>,
+    post: FormPost<forms::Empty>,
     state: web::Data<WebState>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> WebResult<HttpResponse> {

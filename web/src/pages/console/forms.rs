@@ -10,6 +10,10 @@ use aion_services::Error;
 use aion_services::idempotency::IdempotencyKey;
 use std::collections::BTreeMap;
 
+/// The form of a button that carries nothing but its CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub struct Empty {}
+
 /// Messages to show with a form: one for the whole form, and one per field.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FormErrors {

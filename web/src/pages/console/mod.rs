@@ -7,6 +7,7 @@ pub mod billing;
 pub mod billing_view;
 pub mod forms;
 pub mod lease;
+pub mod member_form;
 pub mod members;
 pub mod project;
 pub mod request_form;

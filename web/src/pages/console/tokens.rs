@@ -2,7 +2,7 @@
 //! admins): list, create (the secret is shown once, on the answer to the form, never
 //! again), revoke.
 
-use super::allocation_request::Empty;
+use super::forms::Empty;
 use super::forms::{self, FormErrors};
 use super::members::ROLES;
 use super::project::{ProjectHead, project_head};
