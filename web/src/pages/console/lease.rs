@@ -8,6 +8,7 @@ use crate::error::WebResult;
 use crate::format;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
+use aion_services::authz::ProjectRole;
 use aion_services::ids::LeaseId;
 use aion_services::leases;
 use aion_services::researcher::{self, PlacementView};
@@ -49,6 +50,7 @@ struct LeasePage {
     gpu_model: String,
     state: &'static str,
     live: bool,
+    can_use: bool,
     reason: Option<String>,
     stamps: Vec<Stamp>,
     placements: Vec<PlacementView>,
@@ -115,6 +117,12 @@ pub async fn show(
         gpu_model: l.gpu_model,
         state: l.state.as_str(),
         live: l.state.is_live(),
+        // Viewers see the lease but may not release it (the domain refuses them too).
+        can_use: s.caller.can_admin_org(l.organization_id)
+            || matches!(
+                s.caller.project_role(l.project_id),
+                Some(ProjectRole::Member | ProjectRole::Lead)
+            ),
         reason: l.state_reason,
         stamps,
         placements: detail.placements,
