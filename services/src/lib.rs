@@ -47,6 +47,7 @@ pub mod projects;
 pub mod quota_settings;
 pub mod quotas;
 pub mod rating;
+pub mod researcher;
 pub mod scheduler;
 pub mod scope;
 pub mod secrets;

@@ -7,8 +7,9 @@ use crate::error::WebResult;
 use crate::format;
 use crate::session::Session;
 use actix_web::{HttpResponse, web};
+use aion_services::authz::{Grant, OrgRole};
 use aion_services::pagination::PageRequest;
-use aion_services::{console, grants, leases};
+use aion_services::{console, grants, leases, organizations};
 use askama::Template;
 
 /// A grant as the dashboard shows it.
@@ -60,6 +61,8 @@ pub struct ProjectCard {
 struct Dashboard {
     c: Chrome,
     projects: Vec<ProjectCard>,
+    /// (id, name) of the organisations whose billing the person reads.
+    billing: Vec<(String, String)>,
 }
 
 /// `GET /console`.
@@ -107,10 +110,18 @@ pub async fn show(s: Session, state: web::Data<WebState>) -> WebResult<HttpRespo
             leases: lease_rows,
         });
     }
+    let mut billing = Vec::new();
+    for g in &s.caller.grants {
+        if let Grant::Organization(org, OrgRole::Admin | OrgRole::Billing) = g {
+            let o = organizations::get(svc, &s.caller, *org).await?;
+            billing.push((o.id.to_string(), o.name));
+        }
+    }
     html(
         Dashboard {
             c: Chrome::new(&s, "console"),
             projects: cards,
+            billing,
         }
         .render(),
     )
