@@ -97,15 +97,12 @@ impl Browser {
         }
     }
 
-    /// The visible text of the page.
+    /// The visible text of the page (empty while a navigation replaces it).
     pub async fn text(&self) -> String {
-        self.driver
-            .find(By::Tag("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        match self.driver.find(By::Tag("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Waits (up to `secs`) until the page's text contains `needle`, reloading the page
