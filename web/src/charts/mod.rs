@@ -1,0 +1,401 @@
+//! Charts drawn as SVG on the server, by hand: stacked bars ([`bars`]) and lines
+//! ([`lines`]). Plotting crates need font metrics we do not have; these charts are simple
+//! enough to lay out on a fixed grid. Every chart is an `<svg role="img">` with a
+//! `<title>` and `<desc>`, and comes with its data as a table for screen readers (see
+//! [`Chart`]). All text is XML-escaped here, so templates may insert [`Chart::svg`] as is.
+
+pub mod bars;
+pub mod lines;
+
+use crate::format;
+use crate::i18n::Tr;
+use std::fmt::Write as _;
+
+/// Fixed colours of the series, in order (readable on white, distinct for common
+/// colour-vision deficiencies: the Okabe–Ito palette, darkened where too light).
+pub const PALETTE: [&str; 8] = [
+    "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#7a6a00", "#555555",
+];
+
+/// Width of every chart's drawing, in SVG units (it scales to the page).
+pub const WIDTH: f64 = 720.0;
+/// Height of the plot area's frame, without the legend.
+pub const HEIGHT: f64 = 260.0;
+const LEFT: f64 = 72.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 20.0;
+const BOTTOM: f64 = 40.0;
+const LEGEND_ROW: f64 = 20.0;
+const LEGEND_ENTRY: f64 = 176.0;
+
+/// Escapes text for XML (element content and attribute values alike).
+pub fn escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for ch in raw.chars() {
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters are not allowed in XML 1.0.
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One named series: a value per category of the chart (`None`: no value there).
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Name, shown in the legend and as a column of the data table.
+    pub name: String,
+    /// Values, one per label of the chart.
+    pub values: Vec<Option<f64>>,
+    /// Drawn dashed (a reference such as a pool), lines only.
+    pub dashed: bool,
+}
+
+impl Series {
+    /// A series with a value everywhere.
+    pub fn new(name: impl Into<String>, values: impl IntoIterator<Item = f64>) -> Self {
+        Self {
+            name: name.into(),
+            values: values.into_iter().map(Some).collect(),
+            dashed: false,
+        }
+    }
+}
+
+/// What a chart shows, besides its data.
+#[derive(Clone, Debug)]
+pub struct Spec<'a> {
+    /// Unique id on the page (ids of the title and description derive from it).
+    pub id: &'a str,
+    /// Title (also the accessible name).
+    pub title: &'a str,
+    /// One sentence that says what the chart shows.
+    pub desc: &'a str,
+    /// Unit of the y axis (`GPU-h`, `%`, `kWh`).
+    pub unit: &'a str,
+    /// Header of the table's first column (what the labels are: `Day`).
+    pub x_header: &'a str,
+    /// The categories along x, in order (days…).
+    pub labels: &'a [String],
+    /// Decimals of the table's numbers.
+    pub digits: usize,
+    /// Texts of the page's language.
+    pub t: Tr,
+}
+
+/// A drawn chart and its data as a table.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// Id of the chart.
+    pub id: String,
+    /// Title, repeated as the table's caption.
+    pub title: String,
+    /// The SVG element, escaped already.
+    pub svg: String,
+    /// Headers of the data table.
+    pub columns: Vec<String>,
+    /// Rows of the data table: the label, then one cell per series.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Keeps finite values only (NaN and infinities become missing).
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
+}
+
+/// A y axis from `lo` to `hi` with round ticks (1, 2, 2.5 or 5 times a power of ten)
+/// that cover the data and include zero.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scale {
+    /// Bottom of the axis (zero or below).
+    pub lo: f64,
+    /// Top of the axis (zero or above, above `lo`).
+    pub hi: f64,
+    /// Distance between ticks.
+    pub step: f64,
+}
+
+impl Scale {
+    /// A scale that covers `min..=max` (and zero) with about five ticks.
+    pub fn covering(min: f64, max: f64) -> Self {
+        let min = if min.is_finite() { min.min(0.0) } else { 0.0 };
+        let max = if max.is_finite() { max.max(0.0) } else { 0.0 };
+        let span = max - min;
+        if span <= 0.0 || !span.is_finite() {
+            return Self {
+                lo: 0.0,
+                hi: 1.0,
+                step: 0.2,
+            };
+        }
+        let step = nice_step(span / 5.0);
+        let lo = (min / step).floor() * step;
+        let hi = (max / step).ceil() * step;
+        Self { lo, hi, step }
+    }
+
+    /// The tick values, bottom to top.
+    pub fn ticks(&self) -> Vec<f64> {
+        let n = ((self.hi - self.lo) / self.step).round().clamp(1.0, 100.0) as usize;
+        (0..=n).map(|i| self.lo + self.step * i as f64).collect()
+    }
+
+    /// Decimals needed to print the ticks.
+    pub fn digits(&self) -> usize {
+        (0..=6)
+            .find(|d| {
+                let scaled = self.step * 10f64.powi(*d);
+                (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+            })
+            .unwrap_or(6) as usize
+    }
+
+    /// The y coordinate of `v` in a plot area from `top` to `bottom`.
+    pub fn y(&self, v: f64, top: f64, bottom: f64) -> f64 {
+        let frac = (v.clamp(self.lo, self.hi) - self.lo) / (self.hi - self.lo);
+        bottom - frac * (bottom - top)
+    }
+}
+
+/// The round step (1, 2, 2.5, 5 × 10ⁿ) at or above `raw`.
+pub fn nice_step(raw: f64) -> f64 {
+    if !(raw.is_finite() && raw > 0.0) {
+        return 1.0;
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let norm = raw / mag;
+    let mult = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .find(|m| norm <= *m + 1e-9)
+        .unwrap_or(10.0);
+    mult * mag
+}
+
+/// Where the plot area lies, for `n` categories.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    n: usize,
+}
+
+impl Frame {
+    fn new(n: usize) -> Self {
+        Self {
+            left: LEFT,
+            right: WIDTH - RIGHT,
+            top: TOP,
+            bottom: HEIGHT - BOTTOM,
+            n: n.max(1),
+        }
+    }
+
+    /// Width of one category's slot.
+    fn slot(&self) -> f64 {
+        (self.right - self.left) / self.n as f64
+    }
+
+    /// Centre of category `i`.
+    fn x(&self, i: usize) -> f64 {
+        self.left + self.slot() * (i as f64 + 0.5)
+    }
+}
+
+/// Height of the legend for `n` entries.
+fn legend_height(n: usize) -> f64 {
+    let per_row = ((WIDTH - LEFT) / LEGEND_ENTRY).floor().max(1.0) as usize;
+    n.div_ceil(per_row) as f64 * LEGEND_ROW + 8.0
+}
+
+/// Opens the `<svg>` with its accessible title and description.
+fn open(svg: &mut String, spec: &Spec<'_>, legend_entries: usize) {
+    let height = HEIGHT + legend_height(legend_entries);
+    let id = escape(spec.id);
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-labelledby="{id}-title {id}-desc" font-family="system-ui, sans-serif" font-size="12"><title id="{id}-title">{}</title><desc id="{id}-desc">{}</desc>"#,
+        escape(spec.title),
+        escape(spec.desc)
+    );
+}
+
+/// Draws the y axis grid, tick labels and unit, and the x labels (thinned to ten or so).
+fn axes(svg: &mut String, spec: &Spec<'_>, frame: &Frame, scale: &Scale) {
+    let digits = scale.digits();
+    for v in scale.ticks() {
+        let y = scale.y(v, frame.top, frame.bottom);
+        let stroke = if v == 0.0 { "#8a949e" } else { "#e5e8eb" };
+        let _ = write!(
+            svg,
+            r##"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{stroke}"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#5d6d7e">{}</text>"##,
+            frame.left,
+            frame.right,
+            frame.left - 6.0,
+            y + 4.0,
+            escape(&format::decimal(spec.t, v, digits))
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<text x="{:.1}" y="{:.1}" fill="#5d6d7e">{}</text>"##,
+        4.0,
+        frame.top - 6.0,
+        escape(spec.unit)
+    );
+    let every = spec.labels.len().div_ceil(10).max(1);
+    for (i, label) in spec.labels.iter().enumerate() {
+        if i % every != 0 {
+            continue;
+        }
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#5d6d7e">{}</text>"##,
+            frame.x(i),
+            frame.bottom + 16.0,
+            escape(label)
+        );
+    }
+}
+
+/// Draws the legend under the plot: a swatch and the name of each series.
+fn legend(svg: &mut String, series: &[Series]) {
+    let per_row = ((WIDTH - LEFT) / LEGEND_ENTRY).floor().max(1.0) as usize;
+    for (i, s) in series.iter().enumerate() {
+        let x = LEFT + (i % per_row) as f64 * LEGEND_ENTRY;
+        let y = HEIGHT + (i / per_row) as f64 * LEGEND_ROW;
+        let colour = PALETTE[i % PALETTE.len()];
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            svg,
+            r#"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="8"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            y - 4.0,
+            x + 16.0,
+            y - 4.0,
+            x + 22.0,
+            y,
+            escape(&s.name)
+        );
+    }
+}
+
+/// The "no data" picture: an empty frame with a sentence in the middle.
+fn no_data(spec: &Spec<'_>) -> String {
+    let mut svg = String::new();
+    open(&mut svg, spec, 0);
+    let frame = Frame::new(1);
+    let _ = write!(
+        svg,
+        r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#f4f6f8" stroke="#d5d8dc"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#5d6d7e">{}</text></svg>"##,
+        frame.left,
+        frame.top,
+        frame.right - frame.left,
+        frame.bottom - frame.top,
+        (frame.left + frame.right) / 2.0,
+        (frame.top + frame.bottom) / 2.0,
+        escape(spec.t.s("charts.no_data"))
+    );
+    svg
+}
+
+/// The data table of a chart: one row per label, one column per series.
+fn table(spec: &Spec<'_>, series: &[Series]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut columns = vec![spec.x_header.to_owned()];
+    columns.extend(series.iter().map(|s| format!("{} ({})", s.name, spec.unit)));
+    let rows = spec
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let mut row = vec![label.clone()];
+            row.extend(series.iter().map(|s| {
+                finite(s.values.get(i).copied().flatten()).map_or_else(
+                    || "—".to_owned(),
+                    |v| format::decimal(spec.t, v, spec.digits),
+                )
+            }));
+            row
+        })
+        .collect();
+    (columns, rows)
+}
+
+/// Whether there is anything to draw.
+fn has_data(spec: &Spec<'_>, series: &[Series]) -> bool {
+    !spec.labels.is_empty()
+        && series
+            .iter()
+            .any(|s| s.values.iter().any(|v| finite(*v).is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_the_five_xml_specials_and_drops_control_characters() {
+        assert_eq!(escape("<&\"'>"), "&lt;&amp;&quot;&#39;&gt;");
+        assert_eq!(escape("a\u{0}b\u{1b}c"), "abc");
+        assert_eq!(escape("énergie 1 234"), "énergie 1 234");
+    }
+
+    #[test]
+    fn steps_are_round_numbers() {
+        assert_eq!(nice_step(0.7), 1.0);
+        assert_eq!(nice_step(1.3), 2.0);
+        assert_eq!(nice_step(2.2), 2.5);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(7.0), 10.0);
+        assert_eq!(nice_step(130.0), 200.0);
+        assert!((nice_step(0.013) - 0.02).abs() < 1e-12);
+        assert_eq!(nice_step(0.0), 1.0);
+        assert_eq!(nice_step(f64::NAN), 1.0);
+    }
+
+    #[test]
+    fn ticks_are_round_and_cover_the_maximum_and_zero() {
+        let s = Scale::covering(0.0, 87.0);
+        assert_eq!(s.step, 20.0);
+        assert_eq!(s.ticks(), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        let s = Scale::covering(-12.0, 30.0);
+        assert!(s.lo <= -12.0 && s.hi >= 30.0);
+        assert!(s.ticks().contains(&0.0));
+        let huge = Scale::covering(0.0, 3.2e12);
+        assert!(huge.hi >= 3.2e12 && huge.ticks().len() <= 11);
+    }
+
+    #[test]
+    fn an_empty_or_flat_range_still_gets_an_axis() {
+        assert_eq!(Scale::covering(0.0, 0.0).ticks().len(), 6);
+        assert_eq!(Scale::covering(f64::NAN, f64::INFINITY).hi, 1.0);
+    }
+
+    #[test]
+    fn tick_labels_get_the_decimals_their_step_needs() {
+        assert_eq!(Scale::covering(0.0, 87.0).digits(), 0);
+        assert_eq!(Scale::covering(0.0, 0.9).digits(), 1);
+        assert_eq!(Scale::covering(0.0, 1.1).digits(), 2);
+        assert_eq!(Scale::covering(0.0, 0.09).digits(), 2);
+        assert_eq!(Scale::covering(0.0, 12.0).digits(), 1);
+    }
+
+    #[test]
+    fn the_scale_maps_the_axis_onto_the_plot_area() {
+        let s = Scale::covering(0.0, 100.0);
+        assert_eq!(s.y(0.0, 20.0, 220.0), 220.0);
+        assert_eq!(s.y(100.0, 20.0, 220.0), 20.0);
+        assert_eq!(s.y(50.0, 20.0, 220.0), 120.0);
+        assert_eq!(s.y(1e9, 20.0, 220.0), 20.0);
+    }
+}
