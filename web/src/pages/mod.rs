@@ -4,10 +4,12 @@
 //! API) and render a template.
 
 pub mod dashboard;
+pub mod usage;
 
 use actix_web::web;
 
 /// Registers every page.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/console", web::get().to(dashboard::show));
+    cfg.route("/console/projects/{id}/usage", web::get().to(usage::show));
 }
