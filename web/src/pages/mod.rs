@@ -3,6 +3,7 @@
 //! call the domain functions with the session's caller (the same authorisation as the
 //! API) and render a template.
 
+pub mod committee;
 pub mod dashboard;
 pub mod usage;
 
@@ -12,4 +13,5 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/console", web::get().to(dashboard::show));
     cfg.route("/console/projects/{id}/usage", web::get().to(usage::show));
+    committee::configure(cfg);
 }
