@@ -384,3 +384,41 @@ async fn org_names(
         .into_iter()
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authz::{Actor, PlatformRole, ProjectRole};
+
+    fn caller(grants: Vec<Role>) -> Caller {
+        Caller {
+            actor: Actor::System,
+            grants,
+            request_id: "t".into(),
+        }
+    }
+
+    #[test]
+    fn allocators_run_their_organisations_calls_and_platform_admins_all() {
+        let (genci, cnrs) = (OrganizationId::new(), OrganizationId::new());
+        let gaspard = caller(vec![
+            Role::Organization(genci, OrgRole::Allocator),
+            Role::Organization(cnrs, OrgRole::Member),
+        ]);
+        assert_eq!(committee_orgs(&gaspard).unwrap(), Some(vec![genci]));
+        let admin = caller(vec![Role::Platform(PlatformRole::PlatformAdmin)]);
+        assert_eq!(committee_orgs(&admin).unwrap(), None);
+    }
+
+    #[test]
+    fn researchers_and_auditors_are_refused_the_panel() {
+        let org = OrganizationId::new();
+        let alice = caller(vec![
+            Role::Organization(org, OrgRole::Admin),
+            Role::Project(org, ProjectId::new(), ProjectRole::Lead),
+        ]);
+        assert!(matches!(committee_orgs(&alice), Err(Error::Forbidden(_))));
+        let auditor = caller(vec![Role::Platform(PlatformRole::Auditor)]);
+        assert!(matches!(committee_orgs(&auditor), Err(Error::Forbidden(_))));
+    }
+}

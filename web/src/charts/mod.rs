@@ -23,7 +23,7 @@ pub const WIDTH: f64 = 720.0;
 pub const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 72.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 20.0;
+const TOP: f64 = 28.0;
 const BOTTOM: f64 = 40.0;
 const LEGEND_ROW: f64 = 20.0;
 const LEGEND_ENTRY: f64 = 176.0;
@@ -247,7 +247,7 @@ fn axes(svg: &mut String, spec: &Spec<'_>, frame: &Frame, scale: &Scale) {
         svg,
         r##"<text x="{:.1}" y="{:.1}" fill="#5d6d7e">{}</text>"##,
         4.0,
-        frame.top - 6.0,
+        frame.top - 14.0,
         escape(spec.unit)
     );
     let every = spec.labels.len().div_ceil(10).max(1);

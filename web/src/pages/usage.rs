@@ -83,6 +83,11 @@ pub fn daily(report: &UsageReport, first: DateTime<Utc>, days: i64) -> Daily {
     }
 }
 
+/// A total with one decimal, or two below ten so that a small use does not read as zero.
+pub fn total(t: crate::i18n::Tr, value: f64) -> String {
+    format::decimal(t, value, if value.abs() < 10.0 { 2 } else { 1 })
+}
+
 #[derive(Template)]
 #[template(path = "usage.html")]
 struct UsagePage {
@@ -181,9 +186,9 @@ pub async fn show(
             spans: SPANS,
             from: format::time(first),
             to: format::time(now),
-            total_gpu_hours: format::decimal(t, report.total.gpu_hours(), 1),
-            total_energy_kwh: format::decimal(t, report.total.energy_wh() / 1000.0, 1),
-            total_co2e_kg: format::decimal(t, report.total.co2e.grams() / 1000.0, 1),
+            total_gpu_hours: total(t, report.total.gpu_hours()),
+            total_energy_kwh: total(t, report.total.energy_wh() / 1000.0),
+            total_co2e_kg: total(t, report.total.co2e.grams() / 1000.0),
             unvalued_energy: report.total.co2e.unvalued_energy_mj > 0,
             gpu_chart,
             util_chart,
