@@ -8,6 +8,7 @@ pub mod burn;
 pub mod call_form;
 pub mod calls;
 pub mod consumption;
+pub mod decide;
 pub mod review;
 
 use actix_web::web;
@@ -27,10 +28,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/admin/allocations/requests/{id}/approve",
-            web::post().to(review::approve),
+            web::post().to(decide::approve),
         )
         .route(
             "/admin/allocations/requests/{id}/reject",
-            web::post().to(review::reject),
+            web::post().to(decide::reject),
         );
 }

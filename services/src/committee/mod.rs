@@ -5,11 +5,17 @@
 //! organisation's allocators and platform admins see them; another organisation's call
 //! answers 404, as everywhere.
 
+mod consumption;
+mod review;
+
+pub use consumption::{GrantConsumption, consumption};
+pub use review::{ReviewItem, review_queue};
+
 use crate::Services;
-use crate::allocation_requests::{AllocationRequest, RequestState, from_model as request_from};
+use crate::allocation_requests::RequestState;
 use crate::authz::{Caller, Grant as Role, OrgRole};
 use crate::calls::{self, Call};
-use crate::entities::{allocation_requests as requests, calls as call_rows, grant_ledger, grants};
+use crate::entities::{allocation_requests as requests, calls as call_rows, grants};
 use crate::entities::{organizations, projects};
 use crate::error::{Error, Result};
 use crate::ids::{CallId, OrganizationId, ProjectId};
@@ -174,163 +180,8 @@ pub struct GrantSummary {
     pub standing: Standing,
 }
 
-/// A pending request with what the committee needs to decide it.
-#[derive(Clone, Debug)]
-pub struct ReviewItem {
-    /// The request.
-    pub request: AllocationRequest,
-    /// Project name.
-    pub project: String,
-    /// Organisation of the project.
-    pub organization: String,
-    /// The project's other requests to this organisation's calls, newest first, with
-    /// the title of their call.
-    pub earlier_requests: Vec<(AllocationRequest, String)>,
-    /// The project's grants funded by this organisation, newest first.
-    pub grants: Vec<GrantSummary>,
-}
-
-/// A page of a call's pending requests, oldest first, each with the project's history.
-#[tracing::instrument(skip_all, err, fields(call_id = %id))]
-pub async fn review_queue(
-    svc: &Services,
-    caller: &Caller,
-    id: CallId,
-    page: &PageRequest,
-) -> Result<Page<ReviewItem>> {
-    let call = reviewed_call(svc, caller, id).await?;
-    let db = &svc.db;
-    let mut query = requests::Entity::find()
-        .filter(requests::Column::CallId.eq(id.0))
-        .filter(requests::Column::State.eq(RequestState::Submitted.as_str()));
-    if let Some(after) = page.after_uuid()? {
-        query = query.filter(requests::Column::Id.gt(after));
-    }
-    let pending = query
-        .order_by_asc(requests::Column::Id)
-        .limit(page.fetch())
-        .all(db)
-        .await?
-        .into_iter()
-        .map(request_from)
-        .collect::<Result<Vec<_>>>()?;
-    let project_ids: BTreeSet<Uuid> = pending.iter().map(|r| r.project_id.0).collect();
-    let projects = project_names(db, project_ids.iter().copied()).await?;
-    let orgs = org_names(db, pending.iter().map(|r| r.organization_id.0)).await?;
-    // Every call of the organisation, for the titles of earlier requests.
-    let org_calls: HashMap<Uuid, String> = call_rows::Entity::find()
-        .select_only()
-        .column(call_rows::Column::Id)
-        .column(call_rows::Column::Title)
-        .filter(call_rows::Column::AllocatorOrgId.eq(call.allocator_org_id.0))
-        .limit(1000)
-        .into_tuple::<(Uuid, String)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let mut items = Vec::with_capacity(pending.len());
-    for request in pending {
-        let project = request.project_id.0;
-        let earlier = requests::Entity::find()
-            .filter(requests::Column::ProjectId.eq(project))
-            .filter(requests::Column::CallId.is_in(org_calls.keys().copied()))
-            .filter(requests::Column::Id.ne(request.id.0))
-            .order_by_desc(requests::Column::CreatedAt)
-            .limit(HISTORY_LIMIT)
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| {
-                let title = org_calls.get(&m.call_id).cloned().unwrap_or_default();
-                Ok((request_from(m)?, title))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let grant_rows = grants::Entity::find()
-            .filter(grants::Column::ProjectId.eq(project))
-            .filter(grants::Column::FundedByOrgId.eq(call.allocator_org_id.0))
-            .order_by_desc(grants::Column::CreatedAt)
-            .limit(HISTORY_LIMIT)
-            .all(db)
-            .await?;
-        items.push(ReviewItem {
-            project: projects.get(&project).cloned().unwrap_or_default(),
-            organization: orgs
-                .get(&request.organization_id.0)
-                .cloned()
-                .unwrap_or_default(),
-            earlier_requests: earlier,
-            grants: summaries(db, grant_rows).await?,
-            request,
-        });
-    }
-    Ok(Page::from_rows(items, page, |i| i.request.id.to_string()))
-}
-
-/// One grant of a call and how its use grew.
-#[derive(Clone, Debug)]
-pub struct GrantConsumption {
-    /// The grant now.
-    pub grant: GrantSummary,
-    /// Project name.
-    pub project: String,
-    /// Organisation of the project.
-    pub organization: String,
-    /// `used` (slice-seconds) after each usage entry of the grant's ledger, in time order.
-    pub used_over_time: Vec<(DateTime<Utc>, i64)>,
-}
-
-/// The grants a call funded (up to [`GRANTS_LIMIT`]) with their use over time.
-#[tracing::instrument(skip_all, err, fields(call_id = %id))]
-pub async fn consumption(
-    svc: &Services,
-    caller: &Caller,
-    id: CallId,
-) -> Result<Vec<GrantConsumption>> {
-    reviewed_call(svc, caller, id).await?;
-    let db = &svc.db;
-    let rows = grants::Entity::find()
-        .filter(grants::Column::CallId.eq(id.0))
-        .order_by_asc(grants::Column::CreatedAt)
-        .limit(GRANTS_LIMIT)
-        .all(db)
-        .await?;
-    let projects = project_names(db, rows.iter().map(|g| g.project_id)).await?;
-    let orgs = org_names(db, rows.iter().map(|g| g.organization_id)).await?;
-    let ids: Vec<Uuid> = rows.iter().map(|g| g.id).collect();
-    // The most recent usage entries; each carries the running total, so older ones
-    // beyond the limit only lose the start of the curve.
-    let mut entries: Vec<(Uuid, DateTime<Utc>, i64)> = grant_ledger::Entity::find()
-        .select_only()
-        .column(grant_ledger::Column::GrantId)
-        .column(grant_ledger::Column::CreatedAt)
-        .column(grant_ledger::Column::Used)
-        .filter(grant_ledger::Column::GrantId.is_in(ids))
-        .filter(grant_ledger::Column::Kind.eq(ledger::EntryKind::Usage.as_str()))
-        .order_by_desc(grant_ledger::Column::CreatedAt)
-        .limit(LEDGER_LIMIT)
-        .into_tuple()
-        .all(db)
-        .await?;
-    entries.reverse();
-    let mut points: HashMap<Uuid, Vec<(DateTime<Utc>, i64)>> = HashMap::new();
-    for (grant, at, used) in entries {
-        points.entry(grant).or_default().push((at, used));
-    }
-    let summaries = summaries(db, rows).await?;
-    Ok(summaries
-        .into_iter()
-        .map(|g| GrantConsumption {
-            project: projects.get(&g.project_id.0).cloned().unwrap_or_default(),
-            organization: orgs.get(&g.organization_id.0).cloned().unwrap_or_default(),
-            used_over_time: points.remove(&g.id).unwrap_or_default(),
-            grant: g,
-        })
-        .collect())
-}
-
 /// Grants with their current standing.
-async fn summaries(
+pub(super) async fn summaries(
     db: &impl ConnectionTrait,
     rows: Vec<grants::Model>,
 ) -> Result<Vec<GrantSummary>> {
@@ -351,7 +202,7 @@ async fn summaries(
         .collect())
 }
 
-async fn project_names(
+pub(super) async fn project_names(
     db: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> Result<HashMap<Uuid, String>> {
@@ -368,7 +219,7 @@ async fn project_names(
         .collect())
 }
 
-async fn org_names(
+pub(super) async fn org_names(
     db: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> Result<HashMap<Uuid, String>> {
