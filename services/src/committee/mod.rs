@@ -23,9 +23,7 @@ use crate::ledger::{self, Standing};
 use crate::pagination::{Page, PageRequest};
 use crate::values::OrganizationKind;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
@@ -124,18 +122,24 @@ pub async fn calls(
         .into_tuple()
         .all(&svc.db)
         .await?;
+    let pending: HashMap<Uuid, i64> = requests::Entity::find()
+        .select_only()
+        .column(requests::Column::CallId)
+        .column_as(requests::Column::Id.count(), "pending")
+        .filter(requests::Column::CallId.is_in(ids.iter().copied()))
+        .filter(requests::Column::State.eq(RequestState::Submitted.as_str()))
+        .group_by(requests::Column::CallId)
+        .into_tuple()
+        .all(&svc.db)
+        .await?
+        .into_iter()
+        .collect();
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
-        let call = calls::get(svc, caller, id.into()).await?;
-        let pending = requests::Entity::find()
-            .filter(requests::Column::CallId.eq(id))
-            .filter(requests::Column::State.eq(RequestState::Submitted.as_str()))
-            .count(&svc.db)
-            .await?;
         items.push(CommitteeCall {
-            call,
+            call: calls::get(svc, caller, id.into()).await?,
             organization: String::new(),
-            pending,
+            pending: pending.get(&id).copied().unwrap_or(0).max(0).unsigned_abs(),
         });
     }
     let names = org_names(&svc.db, items.iter().map(|c| c.call.allocator_org_id.0)).await?;

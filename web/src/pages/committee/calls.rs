@@ -169,6 +169,8 @@ pub async fn create(
     state: web::Data<WebState>,
 ) -> WebResult<HttpResponse> {
     let FormPost { session: s, form } = post;
+    // The panel's own check first: someone who allocates for no one gets 403.
+    committee::committee_orgs(&s.caller)?;
     let outcome = match form.parse() {
         Err(errors) => Err(errors),
         Ok(p) => {
