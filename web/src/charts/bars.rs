@@ -82,7 +82,7 @@ pub fn stacked(spec: &Spec<'_>, series: &[Series]) -> Chart {
         let frame = Frame::new(spec.labels.len());
         let (scale, segments) = layout(spec.labels.len(), series);
         let mut svg = String::new();
-        open(&mut svg, spec, series.len());
+        open(&mut svg, spec, series);
         axes(&mut svg, spec, &frame, &scale);
         for seg in &segments {
             let name = series.get(seg.series).map_or("", |s| s.name.as_str());

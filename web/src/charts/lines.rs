@@ -40,7 +40,7 @@ pub fn chart(spec: &Spec<'_>, series: &[Series]) -> Chart {
         let frame = Frame::new(spec.labels.len());
         let scale = scale(series);
         let mut svg = String::new();
-        open(&mut svg, spec, series.len());
+        open(&mut svg, spec, series);
         axes(&mut svg, spec, &frame, &scale);
         // Dots only where they help: few points, or a value with no neighbour.
         let dots_everywhere = spec.labels.len() <= 31;

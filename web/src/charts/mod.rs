@@ -29,7 +29,11 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 28.0;
 const BOTTOM: f64 = 40.0;
 const LEGEND_ROW: f64 = 20.0;
-const LEGEND_ENTRY: f64 = 176.0;
+/// Width of a legend entry's swatch and gaps, besides its text.
+const LEGEND_SWATCH: f64 = 40.0;
+/// A generous average width of one character at the charts' font size: text cannot be
+/// measured on the server, so entries are spaced for wide glyphs.
+const CHAR_WIDTH: f64 = 7.0;
 
 /// Escapes text for XML (element content and attribute values alike).
 pub fn escape(raw: &str) -> String {
@@ -145,14 +149,33 @@ impl Frame {
 }
 
 /// Height of the legend for `n` entries.
-fn legend_height(n: usize) -> f64 {
-    let per_row = ((WIDTH - LEFT) / LEGEND_ENTRY).floor().max(1.0) as usize;
-    n.div_ceil(per_row) as f64 * LEGEND_ROW + 8.0
+fn legend_height(series: &[Series]) -> f64 {
+    let rows = legend_layout(series)
+        .last()
+        .map_or(0.0, |(_, y)| (y - HEIGHT) / LEGEND_ROW + 1.0);
+    rows * LEGEND_ROW + 8.0
+}
+
+/// Where each legend entry starts: left to right, wrapping to a new row when the
+/// next entry's estimated width would pass the right edge.
+pub fn legend_layout(series: &[Series]) -> Vec<(f64, f64)> {
+    let (mut x, mut y) = (LEFT, HEIGHT);
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        let width = LEGEND_SWATCH + s.name.chars().count() as f64 * CHAR_WIDTH;
+        if x > LEFT && x + width > WIDTH - RIGHT {
+            x = LEFT;
+            y += LEGEND_ROW;
+        }
+        out.push((x, y));
+        x += width;
+    }
+    out
 }
 
 /// Opens the `<svg>` with its accessible title and description.
-fn open(svg: &mut String, spec: &Spec<'_>, legend_entries: usize) {
-    let height = HEIGHT + legend_height(legend_entries);
+fn open(svg: &mut String, spec: &Spec<'_>, legend: &[Series]) {
+    let height = HEIGHT + legend_height(legend);
     let id = escape(spec.id);
     let _ = write!(
         svg,
@@ -202,19 +225,17 @@ fn axes(svg: &mut String, spec: &Spec<'_>, frame: &Frame, scale: &Scale) {
 
 /// Draws the legend under the plot: a swatch and the name of each series.
 fn legend(svg: &mut String, series: &[Series]) {
-    let per_row = ((WIDTH - LEFT) / LEGEND_ENTRY).floor().max(1.0) as usize;
-    for (i, s) in series.iter().enumerate() {
-        let x = LEFT + (i % per_row) as f64 * LEGEND_ENTRY;
-        let y = HEIGHT + (i / per_row) as f64 * LEGEND_ROW;
+    for (i, (s, (x, y))) in series.iter().zip(legend_layout(series)).enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
+        // A dashed series gets a thin dashed swatch, like its line.
         let dash = if s.dashed {
-            r#" stroke-dasharray="6 4""#
+            r#" stroke-width="3" stroke-dasharray="5 3""#
         } else {
-            ""
+            r#" stroke-width="8""#
         };
         let _ = write!(
             svg,
-            r#"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="8"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"#,
             y - 4.0,
             x + 16.0,
             y - 4.0,
@@ -228,7 +249,7 @@ fn legend(svg: &mut String, series: &[Series]) {
 /// The "no data" picture: an empty frame with a sentence in the middle.
 fn no_data(spec: &Spec<'_>) -> String {
     let mut svg = String::new();
-    open(&mut svg, spec, 0);
+    open(&mut svg, spec, &[]);
     let frame = Frame::new(1);
     let _ = write!(
         svg,
@@ -283,5 +304,25 @@ mod tests {
         assert_eq!(escape("<&\"'>"), "&lt;&amp;&quot;&#39;&gt;");
         assert_eq!(escape("a\u{0}b\u{1b}c"), "abc");
         assert_eq!(escape("énergie 1 234"), "énergie 1 234");
+    }
+
+    #[test]
+    fn legend_entries_wrap_before_the_right_edge_without_overlapping() {
+        let long = "Consommé (toutes allocations)";
+        let series: Vec<Series> = (0..6)
+            .map(|i| Series::new(format!("{long} {i}"), [1.0]))
+            .collect();
+        let at = legend_layout(&series);
+        assert_eq!(at[0], (LEFT, HEIGHT));
+        for (pair, s) in at.windows(2).zip(&series) {
+            let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+            if y1 == y0 {
+                assert!(x1 >= x0 + s.name.chars().count() as f64 * CHAR_WIDTH);
+            } else {
+                assert_eq!((x1, y1), (LEFT, y0 + LEGEND_ROW));
+            }
+        }
+        assert!(legend_height(&series) > 2.0 * LEGEND_ROW);
+        assert_eq!(legend_height(&[]), 8.0);
     }
 }
