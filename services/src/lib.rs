@@ -17,6 +17,7 @@ pub mod calls;
 pub mod carbon;
 pub mod claim_roles;
 pub mod clock;
+pub mod committee;
 pub mod console;
 pub mod db;
 pub mod decisions;

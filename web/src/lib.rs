@@ -4,6 +4,7 @@
 //! sessions, CSRF-checked forms, English and French, and SVG charts drawn on the server.
 //! Pages work without JavaScript; `static/live.js` only refreshes live parts.
 
+pub mod charts;
 pub mod chrome;
 pub mod error;
 pub mod format;

@@ -3,8 +3,10 @@
 //! call the domain functions with the session's caller (the same authorisation as the
 //! API) and render a template.
 
+pub mod committee;
 pub mod console;
 pub mod dashboard;
+pub mod usage;
 
 use actix_web::web;
 
@@ -12,4 +14,6 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/console", web::get().to(dashboard::show));
     console::configure(cfg);
+    cfg.route("/console/projects/{id}/usage", web::get().to(usage::show));
+    committee::configure(cfg);
 }
