@@ -6,6 +6,7 @@
 
 pub mod chrome;
 pub mod error;
+pub mod fleet_picture;
 pub mod format;
 pub mod i18n;
 pub mod login;

@@ -3,6 +3,7 @@
 //! call the domain functions with the session's caller (the same authorisation as the
 //! API) and render a template.
 
+pub mod admin;
 pub mod dashboard;
 
 use actix_web::web;
@@ -10,4 +11,5 @@ use actix_web::web;
 /// Registers every page.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/console", web::get().to(dashboard::show));
+    admin::configure(cfg);
 }

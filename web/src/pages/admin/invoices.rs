@@ -1,0 +1,326 @@
+//! Invoices for operators: an organisation's month (drafts until finalised, then the
+//! final documents) with the button that finalises it, its finalised documents, one
+//! document's lines, and the credit-note form of a finalised invoice.
+
+use super::{FormProblems, require_operator, unprocessable};
+use crate::WebState;
+use crate::chrome::{Chrome, html, see_other};
+use crate::error::WebResult;
+use crate::format;
+use crate::session::{FormPost, Session};
+use actix_web::{HttpResponse, web};
+use aion_services::billing::{BillingDocument, DocumentKind, Month};
+use aion_services::invoices::{self, NewCreditNote};
+use aion_services::organizations::{self as orgs, Organization};
+use aion_services::pagination::PageRequest;
+use askama::Template;
+use chrono::Duration;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// EUR to the cent (amounts are rounded once by the domain; this only pads them).
+fn money(d: Decimal) -> String {
+    let mut cents =
+        d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    cents.rescale(2);
+    format!("{cents} EUR")
+}
+
+/// A line as the pages show it.
+struct Line {
+    description: String,
+    gpu_hours: String,
+    unit_price: String,
+    amount: String,
+}
+
+/// A document as the pages show it.
+struct Doc {
+    id: Option<String>,
+    kind: &'static str,
+    finalised: bool,
+    number: String,
+    month: String,
+    net: String,
+    vat: String,
+    total: String,
+    lines: Vec<Line>,
+    reason: String,
+    credits_id: Option<String>,
+    finalised_at: String,
+    is_invoice: bool,
+}
+
+fn doc(d: BillingDocument) -> Doc {
+    Doc {
+        id: d.id.map(|i| i.to_string()),
+        kind: d.kind.as_str(),
+        finalised: d.finalised,
+        number: d.number.unwrap_or_default(),
+        month: Month::of(d.period_start).key(),
+        net: money(d.net),
+        vat: format!(
+            "{} ({} %)",
+            money(d.vat_amount),
+            d.vat.rate_percent.normalize()
+        ),
+        total: money(d.total),
+        lines: d
+            .lines
+            .into_iter()
+            .map(|l| Line {
+                description: l.description,
+                gpu_hours: l.gpu_hours.round_dp(3).to_string(),
+                unit_price: l.unit_price.normalize().to_string(),
+                amount: money(l.amount),
+            })
+            .collect(),
+        reason: d.reason.unwrap_or_default(),
+        credits_id: d.credits_id.map(|i| i.to_string()),
+        finalised_at: match (d.finalised_by, d.finalised_at) {
+            (Some(by), Some(at)) => format!("{} · {by}", format::time(at)),
+            _ => String::new(),
+        },
+        is_invoice: d.kind == DocumentKind::Invoice,
+    }
+}
+
+/// `?month=&cursor=&notice=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct MonthQuery {
+    month: Option<String>,
+    cursor: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/invoices.html")]
+struct MonthPage {
+    c: Chrome,
+    can_act: bool,
+    org: Organization,
+    month: String,
+    month_ends: String,
+    month_over: bool,
+    docs: Vec<Doc>,
+    all_final: bool,
+    finals: Vec<Doc>,
+    next: Option<String>,
+    problems: FormProblems,
+    shown: &'static [&'static str],
+}
+
+async fn month_page(
+    s: &Session,
+    state: &WebState,
+    org: Uuid,
+    month: Month,
+    cursor: Option<&str>,
+    notice: Option<&str>,
+    problems: FormProblems,
+) -> WebResult<Result<String, askama::Error>> {
+    let svc = &state.services;
+    let org = orgs::get(svc, &s.caller, org.into()).await?;
+    let docs: Vec<Doc> = invoices::month(svc, &s.caller, org.id, month)
+        .await?
+        .into_iter()
+        .map(doc)
+        .collect();
+    let page = PageRequest::parse(Some(50), cursor)?;
+    let finals = invoices::list(svc, &s.caller, org.id, &page).await?;
+    let next = finals.next_cursor.map(|cursor| {
+        super::query_string(&[("month", Some(&month.key())), ("cursor", Some(&cursor))])
+    });
+    Ok(MonthPage {
+        c: Chrome::new(s, "admin").with_notice(notice, &["admin.inv.finalised"]),
+        can_act: s.caller.is_platform_admin(),
+        month: month.key(),
+        month_ends: format::time(month.end()),
+        month_over: svc.clock.now() >= month.end(),
+        all_final: !docs.is_empty() && docs.iter().all(|d| d.finalised),
+        docs,
+        finals: finals.items.into_iter().map(doc).collect(),
+        next,
+        org,
+        problems,
+        shown: &[],
+    }
+    .render())
+}
+
+/// The month to show by default: the last one that is over (the one to finalise).
+fn default_month(now: chrono::DateTime<chrono::Utc>) -> Month {
+    Month::of(Month::of(now).start() - Duration::days(1))
+}
+
+/// `GET /admin/organizations/{id}/invoices?month=YYYY-MM`.
+pub async fn show_month(
+    s: Session,
+    state: web::Data<WebState>,
+    id: web::Path<Uuid>,
+    q: web::Query<MonthQuery>,
+) -> WebResult<HttpResponse> {
+    require_operator(&s)?;
+    let month = match super::non_blank(&q.month) {
+        Some(raw) => Month::parse("month", raw)?,
+        None => default_month(state.services.clock.now()),
+    };
+    html(
+        month_page(
+            &s,
+            &state,
+            id.into_inner(),
+            month,
+            q.cursor.as_deref(),
+            q.notice.as_deref(),
+            FormProblems::default(),
+        )
+        .await?,
+    )
+}
+
+/// The body of forms that only carry the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+/// `POST /admin/organizations/{id}/invoices/{month}/finalise` (platform admins, once
+/// the month is over); the domain's refusal is shown on the month's page.
+pub async fn finalise(
+    post: FormPost<Empty>,
+    state: web::Data<WebState>,
+    path: web::Path<(Uuid, String)>,
+) -> WebResult<HttpResponse> {
+    let s = post.session;
+    require_operator(&s)?;
+    let (org, raw) = path.into_inner();
+    let month = Month::parse("month", &raw)?;
+    match invoices::finalise(&state.services, &s.caller, org.into(), month, None).await {
+        Ok(_) => Ok(see_other(&format!(
+            "/admin/organizations/{org}/invoices?month={}&notice=admin.inv.finalised",
+            month.key()
+        ))),
+        Err(e) => {
+            let problems = FormProblems::from_error(e)?;
+            unprocessable(month_page(&s, &state, org, month, None, None, problems).await?)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/invoice.html")]
+struct DocPage {
+    c: Chrome,
+    can_act: bool,
+    org: Organization,
+    d: Doc,
+    reason: String,
+    amount: String,
+    problems: FormProblems,
+    shown: &'static [&'static str],
+}
+
+/// `?notice=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+async fn doc_page(
+    s: &Session,
+    state: &WebState,
+    id: Uuid,
+    notice: Option<&str>,
+    form: &CreditForm,
+    problems: FormProblems,
+) -> WebResult<Result<String, askama::Error>> {
+    let d = invoices::get(&state.services, &s.caller, id).await?;
+    let org = orgs::get(&state.services, &s.caller, d.organization_id).await?;
+    Ok(DocPage {
+        c: Chrome::new(s, "admin").with_notice(notice, &["admin.inv.credited"]),
+        can_act: s.caller.is_platform_admin(),
+        org,
+        d: doc(d),
+        reason: form.reason.clone(),
+        amount: form.amount.clone().unwrap_or_default(),
+        problems,
+        shown: &["reason", "amount"],
+    }
+    .render())
+}
+
+/// `GET /admin/invoices/{id}`: a finalised document.
+pub async fn document(
+    s: Session,
+    state: web::Data<WebState>,
+    id: web::Path<Uuid>,
+    q: web::Query<NoticeQuery>,
+) -> WebResult<HttpResponse> {
+    require_operator(&s)?;
+    let form = CreditForm::default();
+    html(
+        doc_page(
+            &s,
+            &state,
+            id.into_inner(),
+            q.notice.as_deref(),
+            &form,
+            FormProblems::default(),
+        )
+        .await?,
+    )
+}
+
+/// The credit-note form.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreditForm {
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// Net EUR to credit; blank credits the whole invoice (what is left of it).
+    pub amount: Option<String>,
+}
+
+/// `POST /admin/invoices/{id}/credit-notes` (platform admins): issues the credit note
+/// and shows it.
+pub async fn credit(
+    post: FormPost<CreditForm>,
+    state: web::Data<WebState>,
+    id: web::Path<Uuid>,
+) -> WebResult<HttpResponse> {
+    let FormPost { session: s, form } = post;
+    require_operator(&s)?;
+    let id = id.into_inner();
+    let issued = match NewCreditNote::parse(&form.reason, super::non_blank(&form.amount)) {
+        Ok(cmd) => invoices::credit(&state.services, &s.caller, id, cmd, None).await,
+        Err(e) => Err(e),
+    };
+    match issued {
+        Ok(note) => Ok(see_other(&format!(
+            "/admin/invoices/{}?notice=admin.inv.credited",
+            note.id.unwrap_or(id)
+        ))),
+        Err(e) => {
+            let problems = FormProblems::from_error(e)?;
+            unprocessable(doc_page(&s, &state, id, None, &form, problems).await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_default_month_is_the_last_one_that_is_over() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 15, 10, 0, 0).unwrap();
+        assert_eq!(default_month(now).key(), "2025-12");
+    }
+
+    #[test]
+    fn amounts_are_shown_to_the_cent_in_euros() {
+        assert_eq!(money(Decimal::new(12345, 3)), "12.35 EUR");
+        assert_eq!(money(Decimal::new(-12, 0)), "-12.00 EUR");
+    }
+}
