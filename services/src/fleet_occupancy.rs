@@ -133,7 +133,7 @@ pub struct FleetOccupancy {
 }
 
 /// One GPU row of the fleet query.
-type GpuRow = (Uuid, Uuid, String, String, String, String, String);
+type GpuRow = (Uuid, Uuid, String, String, String, String, String, i32);
 
 /// Reads the fleet's occupancy (platform admins and auditors).
 #[tracing::instrument(skip_all, err)]
@@ -152,6 +152,7 @@ pub async fn read(svc: &Services, caller: &Caller) -> Result<FleetOccupancy> {
         .column(nodes::Column::State)
         .column(gpus::Column::Health)
         .column(nodes::Column::Hostname)
+        .column(gpus::Column::GpuIndex)
         .join(JoinType::InnerJoin, gpu_node())
         .into_tuple()
         .all(&svc.db)
@@ -198,11 +199,11 @@ fn aggregate(mut gpu_rows: Vec<GpuRow>, placements: Vec<(Uuid, i32, i32)>) -> Fl
             tracing::warn!(%gpu, error = %e, "a live placement breaks the MIG rules");
         }
     }
-    // Node by node (host name, then node id), GPUs in a stable order within a node.
-    gpu_rows.sort_by(|a, b| (&a.6, a.1, a.0).cmp(&(&b.6, b.1, b.0)));
+    // Node by node (host name, then node id), GPUs by index within a node.
+    gpu_rows.sort_by(|a, b| (&a.6, a.1, a.7).cmp(&(&b.6, b.1, b.7)));
     let mut groups: BTreeMap<(String, String), Occupancy> = BTreeMap::new();
     let mut last_node: Option<Uuid> = None;
-    for (gpu, node, site, model, node_state, health, _host) in gpu_rows {
+    for (gpu, node, site, model, node_state, health, _host, _index) in gpu_rows {
         let group = groups
             .entry((site.clone(), model.clone()))
             .or_insert_with(|| Occupancy::new(&site, &model));
@@ -231,6 +232,7 @@ mod tests {
             state.into(),
             "ok".into(),
             format!("host-{node}"),
+            0,
         )
     }
 

@@ -18,6 +18,9 @@ pub const GROUP: usize = 8;
 pub const PER_ROW: usize = 64;
 /// Most GPUs drawn in one picture; the table still counts them all.
 pub const MAX_CELLS: usize = 8192;
+/// Pictures of at most this many GPUs are shown twice as large (a few nodes would
+/// otherwise be a thin strip).
+const ENLARGE_UP_TO: usize = 1024;
 
 /// Fill colour for `used` compute slices (0..=7), light to dark.
 pub fn colour(used: u8) -> &'static str {
@@ -67,11 +70,13 @@ pub fn size(n: usize) -> (usize, usize) {
 pub fn grid(id: &str, cells: &[GpuFill], title: &str, desc: &str) -> String {
     let shown = &cells[..cells.len().min(MAX_CELLS)];
     let (w, h) = size(shown.len());
+    let scale = if shown.len() <= ENLARGE_UP_TO { 2 } else { 1 };
+    let (sw, sh) = (w * scale, h * scale);
     let id = escape(id);
     let mut svg = String::with_capacity(64 + shown.len() * 80);
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{sw}" height="{sh}" role="img" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
         escape(title),
         escape(desc)
     );

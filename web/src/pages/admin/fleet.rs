@@ -39,13 +39,15 @@ fn group(t: Tr, i: usize, o: Occupancy) -> Group {
     let anchor = format!("fleet-{i}");
     let title = format!("{} · {}: {} GPUs", o.site, o.gpu_model, o.gpus);
     let desc = format!(
-        "{} {} / {} {}, {} {}, {} {} %",
+        "{}: {} / {} {}; {}: {}; {}: {}; {}: {} %",
         t.s("admin.fleet.used"),
         o.used,
         o.total,
         t.s("admin.fleet.slices"),
-        o.free,
         t.s("admin.fleet.free"),
+        o.free,
+        t.s("admin.fleet.unavailable"),
+        o.unavailable,
         t.s("admin.fleet.fragmentation"),
         format::decimal(t, o.fragmentation_pct(), 0),
     );

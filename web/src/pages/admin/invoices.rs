@@ -38,6 +38,7 @@ struct Line {
 /// A document as the pages show it.
 struct Doc {
     id: Option<String>,
+    /// Text key of the kind.
     kind: &'static str,
     finalised: bool,
     number: String,
@@ -52,10 +53,19 @@ struct Doc {
     is_invoice: bool,
 }
 
+/// Text key of a document kind.
+fn kind_key(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Invoice => "admin.inv.kind_invoice",
+        DocumentKind::Statement => "admin.inv.kind_statement",
+        DocumentKind::CreditNote => "admin.inv.kind_credit_note",
+    }
+}
+
 fn doc(d: BillingDocument) -> Doc {
     Doc {
         id: d.id.map(|i| i.to_string()),
-        kind: d.kind.as_str(),
+        kind: kind_key(d.kind),
         finalised: d.finalised,
         number: d.number.unwrap_or_default(),
         month: Month::of(d.period_start).key(),
@@ -72,7 +82,7 @@ fn doc(d: BillingDocument) -> Doc {
             .map(|l| Line {
                 description: l.description,
                 gpu_hours: l.gpu_hours.round_dp(3).to_string(),
-                unit_price: l.unit_price.normalize().to_string(),
+                unit_price: super::price_lists::price_text(l.unit_price),
                 amount: money(l.amount),
             })
             .collect(),
@@ -133,7 +143,10 @@ async fn month_page(
         super::query_string(&[("month", Some(&month.key())), ("cursor", Some(&cursor))])
     });
     Ok(MonthPage {
-        c: Chrome::new(s, "admin").with_notice(notice, &["admin.inv.finalised"]),
+        c: Chrome::new(s, "admin").with_notice(
+            notice,
+            &["admin.inv.finalised", "admin.inv.nothing_finalised"],
+        ),
         can_act: s.caller.is_platform_admin(),
         month: month.key(),
         month_ends: format::time(month.end()),
@@ -196,10 +209,18 @@ pub async fn finalise(
     let (org, raw) = path.into_inner();
     let month = Month::parse("month", &raw)?;
     match invoices::finalise(&state.services, &s.caller, org.into(), month, None).await {
-        Ok(_) => Ok(see_other(&format!(
-            "/admin/organizations/{org}/invoices?month={}&notice=admin.inv.finalised",
-            month.key()
-        ))),
+        Ok(stored) => {
+            // A month without lines stores nothing: say so rather than claim success.
+            let notice = if stored.is_empty() {
+                "admin.inv.nothing_finalised"
+            } else {
+                "admin.inv.finalised"
+            };
+            Ok(see_other(&format!(
+                "/admin/organizations/{org}/invoices?month={}&notice={notice}",
+                month.key()
+            )))
+        }
         Err(e) => {
             let problems = FormProblems::from_error(e)?;
             unprocessable(month_page(&s, &state, org, month, None, None, problems).await?)
@@ -214,6 +235,7 @@ struct DocPage {
     can_act: bool,
     org: Organization,
     d: Doc,
+    credit_notes: Vec<Doc>,
     reason: String,
     amount: String,
     problems: FormProblems,
@@ -236,11 +258,26 @@ async fn doc_page(
 ) -> WebResult<Result<String, askama::Error>> {
     let d = invoices::get(&state.services, &s.caller, id).await?;
     let org = orgs::get(&state.services, &s.caller, d.organization_id).await?;
+    // Credit notes come after their invoice in the organisation's list; the next 200
+    // documents hold them unless the organisation was billed for years since.
+    let credit_notes = if d.kind == DocumentKind::Invoice {
+        let page = PageRequest::parse(Some(200), None)?;
+        invoices::list(&state.services, &s.caller, org.id, &page)
+            .await?
+            .items
+            .into_iter()
+            .filter(|n| n.credits_id == Some(id))
+            .map(doc)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(DocPage {
         c: Chrome::new(s, "admin").with_notice(notice, &["admin.inv.credited"]),
         can_act: s.caller.is_platform_admin(),
         org,
         d: doc(d),
+        credit_notes,
         reason: form.reason.clone(),
         amount: form.amount.clone().unwrap_or_default(),
         problems,

@@ -121,11 +121,17 @@ impl FormProblems {
         self.fields.get(field).map(String::as_str)
     }
 
-    /// Messages about fields the form does not show next to an input.
+    /// Messages about fields the form does not show next to an input (`shown` names
+    /// fields, or families of fields when it ends with a dot: `price.`).
     pub fn others(&self, shown: &[&str]) -> Vec<String> {
+        let is_shown = |k: &str| {
+            shown
+                .iter()
+                .any(|s| *s == k || (s.ends_with('.') && k.starts_with(s)))
+        };
         self.fields
             .iter()
-            .filter(|(k, _)| !shown.contains(&k.as_str()))
+            .filter(|(k, _)| !is_shown(k))
             .map(|(k, v)| format!("{k}: {v}"))
             .collect()
     }
@@ -176,6 +182,8 @@ mod tests {
         let p = FormProblems::from_error(Error::invalid("entries", "empty")).unwrap();
         assert_eq!(p.others(&["name"]), vec!["entries: empty".to_owned()]);
         assert!(p.others(&["entries"]).is_empty());
+        let p = FormProblems::from_error(Error::invalid("price.H100-80GB", "bad")).unwrap();
+        assert!(p.others(&["price."]).is_empty());
     }
 
     #[test]

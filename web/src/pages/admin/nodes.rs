@@ -122,7 +122,8 @@ struct Gpu {
     instances: Vec<Instance>,
 }
 
-fn gpu(t: crate::i18n::Tr, g: NodeGpu) -> Gpu {
+fn gpu(t: crate::i18n::Tr, mut g: NodeGpu) -> Gpu {
+    g.instances.sort_by_key(|i| i.start);
     Gpu {
         index: g.index,
         uuid: g.uuid,

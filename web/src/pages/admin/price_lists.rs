@@ -35,6 +35,15 @@ struct Row {
     created_at: String,
 }
 
+/// A price with at least two decimals (`4.10`), and more only when it has them.
+pub(super) fn price_text(d: rust_decimal::Decimal) -> String {
+    let mut d = d.normalize();
+    if d.scale() < 2 {
+        d.rescale(2);
+    }
+    d.to_string()
+}
+
 fn row(l: PriceList) -> Row {
     let (kind, organization_id) = match l.scope {
         PriceScope::OrganizationKind(k) => (Some(k.as_str()), None),
@@ -54,12 +63,12 @@ fn row(l: PriceList) -> Row {
                 let overrides = e
                     .profile_prices
                     .iter()
-                    .map(|(p, price)| format!("{p}: {}", price.get().normalize()))
+                    .map(|(p, price)| format!("{p}: {}", price_text(price.get())))
                     .collect::<Vec<_>>()
                     .join(", ");
                 (
                     e.gpu_model.name().to_owned(),
-                    e.gpu_hour_price.get().normalize().to_string(),
+                    price_text(e.gpu_hour_price.get()),
                     overrides,
                 )
             })
@@ -154,6 +163,7 @@ const SHOWN_FIELDS: &[&str] = &[
     "effective_from",
     "discount",
     "prices",
+    "price.",
 ];
 
 async fn new_page(
@@ -246,4 +256,19 @@ pub async fn show(
         }
         .render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_show_cents_and_any_finer_digits() {
+        assert_eq!(price_text(rust_decimal::Decimal::new(4_100_000, 6)), "4.10");
+        assert_eq!(
+            price_text(rust_decimal::Decimal::new(2_412_500, 6)),
+            "2.4125"
+        );
+        assert_eq!(price_text(rust_decimal::Decimal::new(3, 0)), "3.00");
+    }
 }
