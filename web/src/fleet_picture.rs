@@ -90,7 +90,7 @@ pub fn grid(id: &str, cells: &[GpuFill], title: &str, desc: &str) -> String {
         if !cell.placeable {
             let _ = write!(
                 svg,
-                r#" stroke="{UNAVAILABLE_STROKE}" stroke-width="2" stroke-dasharray="2 1""#
+                r#" stroke="{UNAVAILABLE_STROKE}" stroke-width="1.2" stroke-dasharray="2 1""#
             );
         }
         svg.push_str("/>");

@@ -97,7 +97,8 @@ pub struct FormProblems {
 
 impl FormProblems {
     /// The problems of a domain error a form can show, or the error itself when a form
-    /// cannot (not found, internal…), to be rendered as an error page.
+    /// cannot (not found, forbidden, internal…), to be rendered as an error page: an
+    /// auditor who posts a form gets the domain's 403, not a form to correct.
     pub fn from_error(e: Error) -> Result<Self, WebError> {
         match e {
             Error::Validation(fields) => Ok(Self {
@@ -107,8 +108,7 @@ impl FormProblems {
             Error::Conflict(m)
             | Error::QuotaExceeded(m)
             | Error::BudgetExhausted(m)
-            | Error::NotPriced(m)
-            | Error::Forbidden(m) => Ok(Self {
+            | Error::NotPriced(m) => Ok(Self {
                 fields: BTreeMap::new(),
                 general: Some(m),
             }),
@@ -175,6 +175,7 @@ mod tests {
         let p = FormProblems::from_error(Error::Conflict("already".into())).unwrap();
         assert_eq!(p.general.as_deref(), Some("already"));
         assert!(FormProblems::from_error(Error::NotFound("x")).is_err());
+        assert!(FormProblems::from_error(Error::Forbidden("auditor".into())).is_err());
     }
 
     #[test]

@@ -226,7 +226,7 @@ pub async fn operate(
     let (op, notice) = operation(&raw).ok_or(Error::NotFound("operation"))?;
     match nodes::operate(&state.services, &s.caller, id.into(), op).await {
         Ok(_) => Ok(see_other(&format!("/admin/nodes/{id}?notice={notice}"))),
-        Err(e @ (Error::Conflict(_) | Error::Forbidden(_))) => {
+        Err(e @ Error::Conflict(_)) => {
             unprocessable(node_page(&s, &state, id, None, Some(e.to_string())).await?)
         }
         Err(e) => Err(WebError::from(e)),
