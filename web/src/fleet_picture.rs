@@ -73,27 +73,32 @@ pub fn grid(id: &str, cells: &[GpuFill], title: &str, desc: &str) -> String {
     let scale = if shown.len() <= ENLARGE_UP_TO { 2 } else { 1 };
     let (sw, sh) = (w * scale, h * scale);
     let id = escape(id);
-    let mut svg = String::with_capacity(64 + shown.len() * 80);
+    let mut svg = String::with_capacity(2048 + shown.len() * 40);
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{sw}" height="{sh}" role="img" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
         escape(title),
         escape(desc)
     );
-    for (i, cell) in shown.iter().enumerate() {
-        let (x, y) = position(i);
+    // Sixteen cell shapes (7 + 1 fills, placeable or not) are defined once; each GPU
+    // is then a short `<use>`, which halves the page of a large fleet.
+    svg.push_str("<defs>");
+    for used in 0..=7u8 {
+        let fill = colour(used);
         let _ = write!(
             svg,
-            r#"<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="{}""#,
-            colour(cell.used)
+            r#"<rect id="{id}-u{used}" width="{CELL}" height="{CELL}" fill="{fill}"/><rect id="{id}-x{used}" width="{CELL}" height="{CELL}" fill="{fill}" stroke="{UNAVAILABLE_STROKE}" stroke-width="1.2" stroke-dasharray="2 1"/>"#
         );
-        if !cell.placeable {
-            let _ = write!(
-                svg,
-                r#" stroke="{UNAVAILABLE_STROKE}" stroke-width="1.2" stroke-dasharray="2 1""#
-            );
-        }
-        svg.push_str("/>");
+    }
+    svg.push_str("</defs>");
+    for (i, cell) in shown.iter().enumerate() {
+        let (x, y) = position(i);
+        let kind = if cell.placeable { 'u' } else { 'x' };
+        let _ = write!(
+            svg,
+            r##"<use href="#{id}-{kind}{}" x="{x}" y="{y}"/>"##,
+            cell.used.min(7)
+        );
     }
     svg.push_str("</svg>");
     svg
@@ -108,16 +113,18 @@ mod tests {
     }
 
     #[test]
-    fn one_rect_per_gpu_with_its_fill_colour() {
+    fn one_cell_per_gpu_drawn_with_its_fill_and_availability() {
         let svg = grid(
             "g",
             &[cell(0, true), cell(7, true), cell(3, false)],
             "t",
             "d",
         );
-        assert_eq!(svg.matches("<rect").count(), 3);
-        assert!(svg.contains(colour(7)));
-        assert_eq!(svg.matches(UNAVAILABLE_STROKE).count(), 1);
+        assert_eq!(svg.matches("<use").count(), 3);
+        assert!(svg.contains(r##"<use href="#g-u7" x="12" y="0"/>"##));
+        assert!(svg.contains(r##"<use href="#g-x3" x="24" y="0"/>"##));
+        let seven = format!(r#"id="g-u7" width="10" height="10" fill="{}""#, colour(7));
+        assert!(svg.contains(&seven));
     }
 
     #[test]
@@ -142,7 +149,7 @@ mod tests {
     fn huge_groups_are_capped() {
         let cells = vec![cell(2, true); MAX_CELLS + 10];
         assert_eq!(
-            grid("g", &cells, "t", "d").matches("<rect").count(),
+            grid("g", &cells, "t", "d").matches("<use").count(),
             MAX_CELLS
         );
     }

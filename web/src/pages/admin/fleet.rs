@@ -19,16 +19,16 @@ struct Group {
     anchor: String,
     site: String,
     model: String,
-    nodes: u32,
-    gpus: u32,
-    used: u64,
-    free: u64,
-    unavailable: u64,
-    total: u64,
+    nodes: String,
+    gpus: String,
+    used: String,
+    free: String,
+    unavailable: String,
+    total: String,
     used_pct: u32,
-    stranded: u64,
+    stranded: String,
     fragmentation: String,
-    empty_gpus: u32,
+    empty_gpus: String,
     /// GPUs with 0..=7 slices used.
     by_used: Vec<(u8, u32, &'static str)>,
     svg: String,
@@ -42,25 +42,30 @@ struct Group {
 /// page a browser opens quickly.
 const PAGE_CELLS: usize = 4 * fleet_picture::MAX_CELLS;
 
+/// A count with grouped thousands.
+fn count(t: Tr, n: u64) -> String {
+    format::decimal(t, n as f64, 0)
+}
+
 fn group(t: Tr, i: usize, o: Occupancy, budget: &mut usize) -> Group {
     let anchor = format!("fleet-{i}");
     let title = format!(
         "{} · {}: {} {}",
         o.site,
         o.gpu_model,
-        o.gpus,
+        count(t, o.gpus.into()),
         t.s("admin.fleet.gpus")
     );
     let desc = format!(
         "{}: {} / {} {}; {}: {}; {}: {}; {}: {} %",
         t.s("admin.fleet.used"),
-        o.used,
-        o.total,
+        count(t, o.used),
+        count(t, o.total),
         t.s("admin.fleet.slices"),
         t.s("admin.fleet.free"),
-        o.free,
+        count(t, o.free),
         t.s("admin.fleet.unavailable"),
-        o.unavailable,
+        count(t, o.unavailable),
         t.s("admin.fleet.fragmentation"),
         format::decimal(t, o.fragmentation_pct(), 0),
     );
@@ -74,16 +79,16 @@ fn group(t: Tr, i: usize, o: Occupancy, budget: &mut usize) -> Group {
     Group {
         site: o.site.clone(),
         model: o.gpu_model.clone(),
-        nodes: o.nodes,
-        gpus: o.gpus,
-        used: o.used,
-        free: o.free,
-        unavailable: o.unavailable,
-        total: o.total,
+        nodes: count(t, o.nodes.into()),
+        gpus: count(t, o.gpus.into()),
+        used: count(t, o.used),
+        free: count(t, o.free),
+        unavailable: count(t, o.unavailable),
+        total: count(t, o.total),
         used_pct: format::percent(o.used as i64, o.total as i64),
-        stranded: o.stranded,
+        stranded: count(t, o.stranded),
         fragmentation: format::decimal(t, o.fragmentation_pct(), 1),
-        empty_gpus: o.empty_gpus,
+        empty_gpus: count(t, o.empty_gpus.into()),
         by_used: (0u8..=7)
             .map(|n| (n, o.by_used[usize::from(n)], fleet_picture::colour(n)))
             .collect(),
