@@ -178,3 +178,73 @@ pub async fn users(svc: &Services, caller: &Caller, page: &PageRequest) -> Resul
         .collect();
     Ok(Page::from_rows(items, page, |u: &UserRow| u.id.to_string()))
 }
+
+/// Most memberships an organisation page lists.
+pub const MAX_ORG_MEMBERS: u64 = 500;
+
+/// A role held in an organisation or one of its projects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgMember {
+    /// The person's display name, else e-mail, else subject.
+    pub who: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Role name.
+    pub role: String,
+    /// The project's name, for a project role.
+    pub project: Option<String>,
+    /// Since.
+    pub since: DateTime<Utc>,
+}
+
+/// Everyone holding a role in the organisation or one of its projects, oldest first, at
+/// most [`MAX_ORG_MEMBERS`] (the flag says whether there were more).
+#[tracing::instrument(skip_all, err, fields(organization_id = %org))]
+pub async fn organization_members(
+    svc: &Services,
+    caller: &Caller,
+    org: crate::ids::OrganizationId,
+) -> Result<(Vec<OrgMember>, bool)> {
+    require_reader(caller)?;
+    let db = &svc.db;
+    let mut rows = memberships::Entity::find()
+        .filter(memberships::Column::OrganizationId.eq(org.0))
+        .order_by_asc(memberships::Column::CreatedAt)
+        .limit(MAX_ORG_MEMBERS + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > MAX_ORG_MEMBERS;
+    rows.truncate(MAX_ORG_MEMBERS as usize);
+    let people: HashMap<Uuid, users::Model> = users::Entity::find()
+        .filter(users::Column::Id.is_in(rows.iter().map(|m| m.user_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let project_names: HashMap<Uuid, String> = projects::Entity::find()
+        .filter(projects::Column::Id.is_in(rows.iter().filter_map(|m| m.project_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let members = rows
+        .into_iter()
+        .filter_map(|m| {
+            let u = people.get(&m.user_id)?;
+            Some(OrgMember {
+                who: u
+                    .display_name
+                    .clone()
+                    .or_else(|| u.email.clone())
+                    .unwrap_or_else(|| u.subject.clone()),
+                email: u.email.clone(),
+                role: m.role,
+                project: m.project_id.and_then(|p| project_names.get(&p).cloned()),
+                since: m.created_at,
+            })
+        })
+        .collect();
+    Ok((members, more))
+}

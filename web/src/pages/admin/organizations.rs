@@ -10,9 +10,8 @@ use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::organizations::{self as orgs, NewOrganization, Organization};
 use aion_services::pagination::PageRequest;
-use aion_services::scope::Scope;
 use aion_services::values::OrganizationKind;
-use aion_services::{members, projects};
+use aion_services::{operator_views, projects};
 use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -140,6 +139,8 @@ struct MemberRow {
     who: String,
     email: String,
     role: String,
+    /// The project, for a project role.
+    project: String,
     since: String,
 }
 
@@ -168,7 +169,8 @@ pub async fn show(
     let org = orgs::get(svc, &s.caller, id.into_inner().into()).await?;
     let page = PageRequest::parse(Some(SHOWN), None)?;
     let projects = projects::list(svc, &s.caller, org.id, &page).await?;
-    let members = members::list(svc, &s.caller, Scope::Organization(org.id), &page).await?;
+    let (members, more_members) =
+        operator_views::organization_members(svc, &s.caller, org.id).await?;
     html(
         ShowPage {
             c: Chrome::new(&s, "admin").with_notice(q.notice.as_deref(), &["admin.org.created"]),
@@ -177,18 +179,14 @@ pub async fn show(
             org,
             more_projects: projects.next_cursor.is_some(),
             projects: projects.items,
-            more_members: members.next_cursor.is_some(),
+            more_members,
             members: members
-                .items
                 .into_iter()
                 .map(|m| MemberRow {
-                    who: m
-                        .user
-                        .display_name
-                        .clone()
-                        .unwrap_or_else(|| m.user.subject.clone()),
-                    email: m.user.email.unwrap_or_default(),
+                    who: m.who,
+                    email: m.email.unwrap_or_default(),
                     role: m.role,
+                    project: m.project.unwrap_or_default(),
                     since: format::time(m.since),
                 })
                 .collect(),
