@@ -171,7 +171,7 @@ fn default_month(now: chrono::DateTime<chrono::Utc>) -> Month {
 pub async fn show_month(
     s: Session,
     state: web::Data<WebState>,
-    id: web::Path<Uuid>,
+    id: web::Path<String>,
     q: web::Query<MonthQuery>,
 ) -> WebResult<HttpResponse> {
     require_operator(&s)?;
@@ -183,7 +183,7 @@ pub async fn show_month(
         month_page(
             &s,
             &state,
-            id.into_inner(),
+            super::path_id(&id)?,
             month,
             q.cursor.as_deref(),
             q.notice.as_deref(),
@@ -202,11 +202,12 @@ pub struct Empty {}
 pub async fn finalise(
     post: FormPost<Empty>,
     state: web::Data<WebState>,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<(String, String)>,
 ) -> WebResult<HttpResponse> {
     let s = post.session;
     require_operator(&s)?;
     let (org, raw) = path.into_inner();
+    let org = super::path_id(&org)?;
     let month = Month::parse("month", &raw)?;
     match invoices::finalise(&state.services, &s.caller, org.into(), month, None).await {
         Ok(stored) => {
@@ -290,7 +291,7 @@ async fn doc_page(
 pub async fn document(
     s: Session,
     state: web::Data<WebState>,
-    id: web::Path<Uuid>,
+    id: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> WebResult<HttpResponse> {
     require_operator(&s)?;
@@ -299,7 +300,7 @@ pub async fn document(
         doc_page(
             &s,
             &state,
-            id.into_inner(),
+            super::path_id(&id)?,
             q.notice.as_deref(),
             &form,
             FormProblems::default(),
@@ -323,11 +324,11 @@ pub struct CreditForm {
 pub async fn credit(
     post: FormPost<CreditForm>,
     state: web::Data<WebState>,
-    id: web::Path<Uuid>,
+    id: web::Path<String>,
 ) -> WebResult<HttpResponse> {
     let FormPost { session: s, form } = post;
     require_operator(&s)?;
-    let id = id.into_inner();
+    let id = super::path_id(&id)?;
     let issued = match NewCreditNote::parse(&form.reason, super::non_blank(&form.amount)) {
         Ok(cmd) => invoices::credit(&state.services, &s.caller, id, cmd, None).await,
         Err(e) => Err(e),

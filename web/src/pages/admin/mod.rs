@@ -20,6 +20,7 @@ use actix_web::{HttpResponse, web};
 use aion_services::Error;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 /// Registers the operators' pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -149,6 +150,12 @@ pub fn unprocessable(body: Result<String, askama::Error>) -> WebResult<HttpRespo
     Ok(page)
 }
 
+/// The id in a page's path; anything else is a page that does not exist (a readable
+/// 404 page rather than the framework's plain-text answer).
+pub fn path_id(raw: &str) -> WebResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| Error::NotFound("page").into())
+}
+
 /// An optional form field: blank means absent.
 pub fn non_blank(raw: &Option<String>) -> Option<&str> {
     raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -185,6 +192,15 @@ mod tests {
         assert!(p.others(&["entries"]).is_empty());
         let p = FormProblems::from_error(Error::invalid("price.H100-80GB", "bad")).unwrap();
         assert!(p.others(&["price."]).is_empty());
+    }
+
+    #[test]
+    fn a_path_that_is_not_an_id_is_a_missing_page() {
+        assert!(path_id("01a21547-e4ff-77a8-97b8-a0c97d5ea704").is_ok());
+        assert!(matches!(
+            path_id("new"),
+            Err(WebError::Service(Error::NotFound(_)))
+        ));
     }
 
     #[test]

@@ -193,11 +193,11 @@ async fn node_page(
 pub async fn show(
     s: Session,
     state: web::Data<WebState>,
-    id: web::Path<Uuid>,
+    id: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> WebResult<HttpResponse> {
     require_operator(&s)?;
-    html(node_page(&s, &state, id.into_inner(), q.notice.as_deref(), None).await?)
+    html(node_page(&s, &state, super::path_id(&id)?, q.notice.as_deref(), None).await?)
 }
 
 /// The operation named in the path, with the notice shown after it.
@@ -218,11 +218,12 @@ pub struct Empty {}
 pub async fn operate(
     post: FormPost<Empty>,
     state: web::Data<WebState>,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<(String, String)>,
 ) -> WebResult<HttpResponse> {
     let s = post.session;
     require_operator(&s)?;
     let (id, raw) = path.into_inner();
+    let id = super::path_id(&id)?;
     let (op, notice) = operation(&raw).ok_or(Error::NotFound("operation"))?;
     match nodes::operate(&state.services, &s.caller, id.into(), op).await {
         Ok(_) => Ok(see_other(&format!("/admin/nodes/{id}?notice={notice}"))),

@@ -14,7 +14,6 @@ use aion_services::values::OrganizationKind;
 use aion_services::{operator_views, projects};
 use askama::Template;
 use serde::Deserialize;
-use uuid::Uuid;
 
 /// Most projects and members an organisation page lists.
 const SHOWN: u64 = 200;
@@ -161,12 +160,12 @@ struct ShowPage {
 pub async fn show(
     s: Session,
     state: web::Data<WebState>,
-    id: web::Path<Uuid>,
+    id: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> WebResult<HttpResponse> {
     require_operator(&s)?;
     let svc = &state.services;
-    let org = orgs::get(svc, &s.caller, id.into_inner().into()).await?;
+    let org = orgs::get(svc, &s.caller, super::path_id(&id)?.into()).await?;
     let page = PageRequest::parse(Some(SHOWN), None)?;
     let projects = projects::list(svc, &s.caller, org.id, &page).await?;
     let (members, more_members) =

@@ -238,11 +238,11 @@ pub struct NoticeQuery {
 pub async fn show(
     s: Session,
     state: web::Data<WebState>,
-    id: web::Path<Uuid>,
+    id: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> WebResult<HttpResponse> {
     require_operator(&s)?;
-    let list = price_lists::get(&state.services, &s.caller, id.into_inner().into()).await?;
+    let list = price_lists::get(&state.services, &s.caller, super::path_id(&id)?.into()).await?;
     let organization = match list.scope {
         PriceScope::Organization(o) => Some(orgs::get(&state.services, &s.caller, o).await?),
         PriceScope::OrganizationKind(_) => None,
