@@ -56,6 +56,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/price-lists", web::post().to(price_lists::create))
         .route("/admin/price-lists/new", web::get().to(price_lists::new))
         .route("/admin/price-lists/{id}", web::get().to(price_lists::show))
+        .route(
+            "/admin/price-lists/{id}/withdraw",
+            web::post().to(price_lists::withdraw),
+        )
         .route("/admin/nodes", web::get().to(nodes::list))
         .route("/admin/nodes/{id}", web::get().to(nodes::show))
         .route(

@@ -35,6 +35,24 @@ struct Row {
     created_at: String,
 }
 
+/// The body of forms that only carry the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+/// `POST /admin/price-lists/{id}/withdraw`: withdraws a version that has not taken
+/// effect yet (platform admins); the domain refuses one already in effect (409 page).
+pub async fn withdraw(
+    post: FormPost<Empty>,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> WebResult<HttpResponse> {
+    let s = post.session;
+    require_operator(&s)?;
+    let id = super::path_id(&id)?;
+    price_lists::withdraw(&state.services, &s.caller, id.into()).await?;
+    Ok(see_other("/admin/price-lists?notice=admin.price.withdrawn"))
+}
+
 /// A price with at least two decimals (`4.10`), and more only when it has them.
 pub(super) fn price_text(d: rust_decimal::Decimal) -> String {
     let mut d = d.normalize();
@@ -131,7 +149,10 @@ pub async fn list(
     });
     html(
         ListPage {
-            c: Chrome::new(&s, "admin").with_notice(q.notice.as_deref(), &["admin.price.created"]),
+            c: Chrome::new(&s, "admin").with_notice(
+                q.notice.as_deref(),
+                &["admin.price.created", "admin.price.withdrawn"],
+            ),
             can_act: s.caller.is_platform_admin(),
             lists: page.items.into_iter().map(row).collect(),
             kinds: OrganizationKind::ALL.iter().map(|k| k.as_str()).collect(),
@@ -224,6 +245,8 @@ pub async fn create(
 struct ShowPage {
     c: Chrome,
     can_act: bool,
+    /// Not in effect yet, so a platform admin may still withdraw it.
+    can_withdraw: bool,
     l: Row,
     organization: Option<Organization>,
 }
@@ -247,10 +270,13 @@ pub async fn show(
         PriceScope::Organization(o) => Some(orgs::get(&state.services, &s.caller, o).await?),
         PriceScope::OrganizationKind(_) => None,
     };
+    let can_withdraw =
+        s.caller.is_platform_admin() && list.effective_from > state.services.clock.now();
     html(
         ShowPage {
             c: Chrome::new(&s, "admin").with_notice(q.notice.as_deref(), &["admin.price.created"]),
             can_act: s.caller.is_platform_admin(),
+            can_withdraw,
             l: row(list),
             organization,
         }
