@@ -1,6 +1,6 @@
 //! Invoices for operators: an organisation's month (drafts until finalised, then the
-//! final documents) with the button that finalises it, its finalised documents, one
-//! document's lines, and the credit-note form of a finalised invoice.
+//! final documents) with the button that finalises it, and its finalised documents.
+//! One document and its credit notes are in [`super::credit_notes`].
 
 use super::{FormProblems, require_operator, unprocessable};
 use crate::WebState;
@@ -10,7 +10,7 @@ use crate::format;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::billing::{BillingDocument, DocumentKind, Month};
-use aion_services::invoices::{self, NewCreditNote};
+use aion_services::invoices;
 use aion_services::organizations::{self as orgs, Organization};
 use aion_services::pagination::PageRequest;
 use askama::Template;
@@ -28,29 +28,29 @@ fn money(d: Decimal) -> String {
 }
 
 /// A line as the pages show it.
-struct Line {
-    description: String,
-    gpu_hours: String,
-    unit_price: String,
-    amount: String,
+pub(super) struct Line {
+    pub(super) description: String,
+    pub(super) gpu_hours: String,
+    pub(super) unit_price: String,
+    pub(super) amount: String,
 }
 
 /// A document as the pages show it.
-struct Doc {
-    id: Option<String>,
+pub(super) struct Doc {
+    pub(super) id: Option<String>,
     /// Text key of the kind.
-    kind: &'static str,
-    finalised: bool,
-    number: String,
-    month: String,
-    net: String,
-    vat: String,
-    total: String,
-    lines: Vec<Line>,
-    reason: String,
-    credits_id: Option<String>,
-    finalised_at: String,
-    is_invoice: bool,
+    pub(super) kind: &'static str,
+    pub(super) finalised: bool,
+    pub(super) number: String,
+    pub(super) month: String,
+    pub(super) net: String,
+    pub(super) vat: String,
+    pub(super) total: String,
+    pub(super) lines: Vec<Line>,
+    pub(super) reason: String,
+    pub(super) credits_id: Option<String>,
+    pub(super) finalised_at: String,
+    pub(super) is_invoice: bool,
 }
 
 /// Text key of a document kind.
@@ -62,7 +62,7 @@ fn kind_key(kind: DocumentKind) -> &'static str {
     }
 }
 
-fn doc(d: BillingDocument) -> Doc {
+pub(super) fn doc(d: BillingDocument) -> Doc {
     Doc {
         id: d.id.map(|i| i.to_string()),
         kind: kind_key(d.kind),
@@ -225,122 +225,6 @@ pub async fn finalise(
         Err(e) => {
             let problems = FormProblems::from_error(e)?;
             unprocessable(month_page(&s, &state, org, month, None, None, problems).await?)
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "admin/invoice.html")]
-struct DocPage {
-    c: Chrome,
-    can_act: bool,
-    org: Organization,
-    d: Doc,
-    credit_notes: Vec<Doc>,
-    reason: String,
-    amount: String,
-    problems: FormProblems,
-    shown: &'static [&'static str],
-}
-
-/// `?notice=`.
-#[derive(Debug, Default, Deserialize)]
-pub struct NoticeQuery {
-    notice: Option<String>,
-}
-
-async fn doc_page(
-    s: &Session,
-    state: &WebState,
-    id: Uuid,
-    notice: Option<&str>,
-    form: &CreditForm,
-    problems: FormProblems,
-) -> WebResult<Result<String, askama::Error>> {
-    let d = invoices::get(&state.services, &s.caller, id).await?;
-    let org = orgs::get(&state.services, &s.caller, d.organization_id).await?;
-    // Credit notes come after their invoice in the organisation's list; the next 200
-    // documents hold them unless the organisation was billed for years since.
-    let credit_notes = if d.kind == DocumentKind::Invoice {
-        let page = PageRequest::parse(Some(200), None)?;
-        invoices::list(&state.services, &s.caller, org.id, &page)
-            .await?
-            .items
-            .into_iter()
-            .filter(|n| n.credits_id == Some(id))
-            .map(doc)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(DocPage {
-        c: Chrome::new(s, "admin").with_notice(notice, &["admin.inv.credited"]),
-        can_act: s.caller.is_platform_admin(),
-        org,
-        d: doc(d),
-        credit_notes,
-        reason: form.reason.clone(),
-        amount: form.amount.clone().unwrap_or_default(),
-        problems,
-        shown: &["reason", "amount"],
-    }
-    .render())
-}
-
-/// `GET /admin/invoices/{id}`: a finalised document.
-pub async fn document(
-    s: Session,
-    state: web::Data<WebState>,
-    id: web::Path<String>,
-    q: web::Query<NoticeQuery>,
-) -> WebResult<HttpResponse> {
-    require_operator(&s)?;
-    let form = CreditForm::default();
-    html(
-        doc_page(
-            &s,
-            &state,
-            super::path_id(&id)?,
-            q.notice.as_deref(),
-            &form,
-            FormProblems::default(),
-        )
-        .await?,
-    )
-}
-
-/// The credit-note form.
-#[derive(Debug, Default, Deserialize)]
-pub struct CreditForm {
-    /// Why.
-    #[serde(default)]
-    pub reason: String,
-    /// Net EUR to credit; blank credits the whole invoice (what is left of it).
-    pub amount: Option<String>,
-}
-
-/// `POST /admin/invoices/{id}/credit-notes` (platform admins): issues the credit note
-/// and shows it.
-pub async fn credit(
-    post: FormPost<CreditForm>,
-    state: web::Data<WebState>,
-    id: web::Path<String>,
-) -> WebResult<HttpResponse> {
-    let FormPost { session: s, form } = post;
-    require_operator(&s)?;
-    let id = super::path_id(&id)?;
-    let issued = match NewCreditNote::parse(&form.reason, super::non_blank(&form.amount)) {
-        Ok(cmd) => invoices::credit(&state.services, &s.caller, id, cmd, None).await,
-        Err(e) => Err(e),
-    };
-    match issued {
-        Ok(note) => Ok(see_other(&format!(
-            "/admin/invoices/{}?notice=admin.inv.credited",
-            note.id.unwrap_or(id)
-        ))),
-        Err(e) => {
-            let problems = FormProblems::from_error(e)?;
-            unprocessable(doc_page(&s, &state, id, None, &form, problems).await?)
         }
     }
 }

@@ -4,6 +4,7 @@
 //! refuses their forms anyway); everyone else gets 403.
 
 pub mod audit;
+pub mod credit_notes;
 pub mod fleet;
 pub mod invoices;
 pub mod nodes;
@@ -46,10 +47,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/organizations/{id}/invoices/{month}/finalise",
             web::post().to(invoices::finalise),
         )
-        .route("/admin/invoices/{id}", web::get().to(invoices::document))
+        .route(
+            "/admin/invoices/{id}",
+            web::get().to(credit_notes::document),
+        )
         .route(
             "/admin/invoices/{id}/credit-notes",
-            web::post().to(invoices::credit),
+            web::post().to(credit_notes::credit),
         )
         .route("/admin/users", web::get().to(users::list))
         .route("/admin/price-lists", web::get().to(price_lists::list))
