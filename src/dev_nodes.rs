@@ -25,6 +25,10 @@ use std::time::Duration;
 pub const GPUS_PER_NODE: usize = 8;
 /// Site of the simulated nodes.
 pub const SITE: &str = "dev";
+/// How often dev nodes sample usage.
+pub const DEV_USAGE_SAMPLE: Duration = Duration::from_secs(2);
+/// How often dev nodes report usage intervals.
+pub const DEV_USAGE_REPORT: Duration = Duration::from_secs(6);
 
 /// Simulated nodes ready to run.
 pub struct DevNodes {
@@ -70,7 +74,12 @@ impl DevNodes {
                 )
                 .with_context(|| format!("loading the simulated GPUs of dev node {n}"))?,
             );
-            nodes.push(Agent::new(config, backend).context("starting a dev node")?);
+            // Usage is sampled and reported faster than on a real node (10 s / 60 s), so a
+            // newcomer's usage chart fills within seconds of a slice becoming active.
+            let agent = Agent::new(config, backend)
+                .context("starting a dev node")?
+                .with_usage_intervals(DEV_USAGE_SAMPLE, DEV_USAGE_REPORT);
+            nodes.push(agent);
         }
         Ok(Self { nodes })
     }

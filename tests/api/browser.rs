@@ -134,6 +134,28 @@ impl Browser {
         input.send_keys(text).await.unwrap();
     }
 
+    /// Sets an input's value directly (date inputs take keys in the browser's locale).
+    pub async fn set_value(&self, id: &str, value: &str) {
+        self.driver
+            .execute(
+                "document.getElementById(arguments[0]).value = arguments[1];",
+                vec![serde_json::json!(id), serde_json::json!(value)],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Chooses the option with this visible text in the select `id`.
+    pub async fn choose(&self, id: &str, text: &str) {
+        let select = self.driver.find(By::Id(id)).await.unwrap();
+        thirtyfour::components::SelectElement::new(&select)
+            .await
+            .unwrap()
+            .select_by_partial_text(text)
+            .await
+            .unwrap();
+    }
+
     /// Clicks the element matched by a CSS selector.
     pub async fn click(&self, css: &str) {
         self.driver

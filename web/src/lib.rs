@@ -7,6 +7,7 @@
 pub mod charts;
 pub mod chrome;
 pub mod error;
+pub mod fleet_picture;
 pub mod format;
 pub mod headers;
 pub mod i18n;

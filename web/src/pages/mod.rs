@@ -3,6 +3,7 @@
 //! call the domain functions with the session's caller (the same authorisation as the
 //! API) and render a template.
 
+pub mod admin;
 pub mod committee;
 pub mod console;
 pub mod dashboard;
@@ -16,4 +17,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     console::configure(cfg);
     cfg.route("/console/projects/{id}/usage", web::get().to(usage::show));
     committee::configure(cfg);
+    admin::configure(cfg);
 }
