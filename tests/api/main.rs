@@ -35,3 +35,4 @@ mod usage;
 mod web_client;
 mod web_e2e;
 mod web_login;
+mod web_permissions;
