@@ -24,7 +24,7 @@ use std::time::Duration;
 /// GPUs per simulated node.
 pub const GPUS_PER_NODE: usize = 8;
 /// Site of the simulated nodes.
-pub const SITE: &str = "dev";
+pub const SITE: &str = aion_services::seed::DEMO_SITE;
 /// How often dev nodes sample usage.
 pub const DEV_USAGE_SAMPLE: Duration = Duration::from_secs(2);
 /// How often dev nodes report usage intervals.

@@ -65,6 +65,12 @@ pub const DEMO_USERS: [DemoUser; 4] = [
 pub const DEMO_GPU_MODEL: &str = "H100-80GB";
 /// GPU-hours of each demo project's contract grant.
 pub const DEMO_GPU_HOURS: i64 = 10_000;
+/// Site of `aion dev`'s simulated nodes.
+pub const DEMO_SITE: &str = "dev";
+/// Demo grid carbon intensity of [`DEMO_SITE`], grams of CO2e per kWh (about the French
+/// grid's yearly average), so the demo usage shows its carbon.
+pub const DEMO_GRAMS_PER_KWH: i64 = 30;
+
 /// GPU-hours in the pool of the demo GENCI call.
 pub const DEMO_CALL_POOL_GPU_HOURS: i64 = 50_000;
 /// Days the demo grants are valid for.
@@ -207,6 +213,13 @@ pub async fn demo_if_empty(svc: &Services) -> Result<Seeded> {
         first_project.get_or_insert(project.id);
         seeded.organizations.push(org.slug);
     }
+    let intensity = crate::carbon::NewCarbonIntensity::parse(
+        DEMO_SITE,
+        chrono::DateTime::UNIX_EPOCH,
+        DEMO_GRAMS_PER_KWH,
+        "demo value (aion dev), about the French grid's yearly average",
+    )?;
+    crate::carbon::create(svc, &system, intensity, None).await?;
     if let (Some(genci), Some(project)) = (genci, first_project) {
         demo_call(svc, &system, genci, project).await?;
     }

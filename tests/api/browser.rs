@@ -206,9 +206,19 @@ impl Browser {
         }
     }
 
-    /// Signs out with the header's button.
+    /// Signs out with the header's button, and waits until the browser has left the
+    /// console (for the provider's logout page, or the sign-in page).
     pub async fn sign_out(&self) {
         self.click("form[action='/auth/logout'] button").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.driver.current_url().await.unwrap();
+            if !url.as_str().starts_with(&self.base) || url.path().starts_with("/auth/login") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "sign-out never left {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn quit(mut self) {

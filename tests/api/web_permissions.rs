@@ -234,6 +234,9 @@ async fn every_page_shows_only_to_those_who_may_see_it() {
                 "{who} on {path}: an HTML page, never JSON: {}",
                 page.body
             );
+            if expected[i] == Page && status == 200 && !path.ends_with("/csv") {
+                assert_labelled(&page.body, path);
+            }
             if expected[i] == Refused {
                 assert!(!page.body.contains(&ids.alice_lease) || path.contains(&ids.alice_lease));
             }
@@ -355,4 +358,29 @@ async fn no_form_acts_without_its_token_or_for_someone_who_may_not_act() {
     assert_eq!(leases.body["items"].as_array().unwrap().len(), 1);
     let orgs = app.get("/v1/organizations", &app.admin).await.expect(200);
     assert!(!orgs.body.to_string().contains("evil-corp"));
+}
+
+/// Every visible form control of a page has a label: a `<label for>` naming its id, or
+/// an `aria-label`.
+fn assert_labelled(html: &str, path: &str) {
+    for tag in ["<input", "<select", "<textarea"] {
+        for piece in html.split(tag).skip(1) {
+            let element = &piece[..piece.find('>').unwrap_or(piece.len())];
+            if element.contains("type=\"hidden\"") || element.contains("type=\"submit\"") {
+                continue;
+            }
+            if element.contains("aria-label=") {
+                continue;
+            }
+            let id = element
+                .split("id=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("{path}: a {tag}> without id or aria-label: {element}"));
+            assert!(
+                html.contains(&format!("for=\"{id}\"")),
+                "{path}: no <label for=\"{id}\">"
+            );
+        }
+    }
 }
