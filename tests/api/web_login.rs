@@ -241,6 +241,43 @@ async fn the_development_sign_in_exists_only_in_aion_dev() {
         404
     );
 
+    // Several providers: a chooser page lists them.
+    let issuer = provider.issuer.clone();
+    let two = TestApp::spawn_with(Backend::Sqlite, move |c| {
+        let p = |name: &str, display: &str| ProviderConfig {
+            name: name.into(),
+            display_name: display.into(),
+            issuer: issuer.clone(),
+            client_id: "aion-web".into(),
+            client_secret: Some(ClientSecretValue("secret".into())),
+            scopes: vec!["email".into()],
+        };
+        c.web_providers = vec![
+            p("saclay", "Université Paris-Saclay"),
+            p("cnrs", "CNRS Janus"),
+        ];
+    })
+    .await;
+    let chooser = WebClient::new(&two.base)
+        .get("/auth/login?return_to=/console/x")
+        .await
+        .expect(200);
+    assert!(
+        chooser.body.contains("Université Paris-Saclay") && chooser.body.contains("CNRS Janus")
+    );
+    assert!(
+        chooser
+            .body
+            .contains("/auth/login/cnrs?return_to=%2Fconsole%2Fx"),
+        "{}",
+        chooser.body
+    );
+    assert!(!chooser.body.contains("/auth/dev"));
+    let back = WebClient::new(&two.base)
+        .oidc_sign_in("cnrs", "carol", "/console/x")
+        .await;
+    assert_eq!(back, "/console/x", "back where the person wanted to go");
+
     let dev = TestApp::spawn_dev(Backend::Sqlite, 0, |_| {}).await;
     let browser = WebClient::new(&dev.base);
     let login = browser.get("/auth/login").await.expect(200);
