@@ -122,14 +122,19 @@ pub struct FormPost<T> {
     pub form: T,
 }
 
-/// Whether the `Origin` of a request, if any, is this site.
-fn same_origin(req: &HttpRequest) -> bool {
+/// Whether the `Origin` of a request, if any, is this site: the configured public URL
+/// (the site as browsers see it behind a proxy) or the `Host` the request was sent to.
+fn same_origin(req: &HttpRequest, public_url: &url::Url) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
     let Ok(origin) = origin.to_str() else {
         return false;
     };
+    let public = public_url.origin().ascii_serialization();
+    if origin.eq_ignore_ascii_case(&public) {
+        return true;
+    }
     let host = req.connection_info().host().to_owned();
     origin
         .split_once("://")
@@ -167,8 +172,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for FormPost<T> {
                 return Err(WebError::BadRequest("the form is too large".into()));
             }
             let session = load(req.clone()).await?;
+            let public_url = state(&req)?.config.public_url.clone();
             let token = form_field(&body, "csrf").unwrap_or_default();
-            if !same_origin(&req) || !constant_time_eq(&token, session.csrf()) {
+            if !same_origin(&req, &public_url) || !constant_time_eq(&token, session.csrf()) {
                 return Err(WebError::Csrf);
             }
             let form = serde_urlencoded::from_bytes::<T>(&body)
@@ -189,6 +195,30 @@ mod tests {
             Some("x+y")
         );
         assert_eq!(form_field(b"a=1", "csrf"), None);
+    }
+
+    #[test]
+    fn forms_are_accepted_from_the_public_site_or_the_host_they_were_sent_to() {
+        let public = url::Url::parse("https://aion.example.eu").unwrap();
+        let with = |origin: &str| {
+            actix_web::test::TestRequest::post()
+                .insert_header((header::HOST, "10.0.0.5:8080"))
+                .insert_header((header::ORIGIN, origin))
+                .to_http_request()
+        };
+        assert!(same_origin(&with("https://aion.example.eu"), &public));
+        assert!(same_origin(&with("http://10.0.0.5:8080"), &public));
+        assert!(!same_origin(&with("https://evil.example"), &public));
+        assert!(!same_origin(
+            &with("https://aion.example.eu.evil.example"),
+            &public
+        ));
+        assert!(!same_origin(&with("null"), &public));
+        let none = actix_web::test::TestRequest::post().to_http_request();
+        assert!(
+            same_origin(&none, &public),
+            "browsers may omit Origin: the token decides"
+        );
     }
 
     #[test]
