@@ -9,6 +9,7 @@ pub mod chrome;
 pub mod error;
 pub mod fleet_picture;
 pub mod format;
+pub mod forms;
 pub mod headers;
 pub mod i18n;
 pub mod login;

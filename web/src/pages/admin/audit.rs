@@ -3,7 +3,7 @@
 //! the filters.
 
 use super::price_forms::parse_utc;
-use super::{FormProblems, require_operator, unprocessable};
+use super::{FormErrors, require_operator, unprocessable};
 use crate::WebState;
 use crate::chrome::{Chrome, html};
 use crate::error::WebResult;
@@ -136,7 +136,7 @@ struct Page {
     f: [(&'static str, &'static str, String); 8],
     events: Vec<Row>,
     next: Option<String>,
-    problems: FormProblems,
+    problems: FormErrors,
     shown: &'static [&'static str],
 }
 
@@ -175,7 +175,7 @@ pub async fn list(
     let filter = match q.filter() {
         Ok(f) => f,
         Err(e) => {
-            let problems = FormProblems::from_error(e)?;
+            let problems = FormErrors::from_error(e)?;
             return unprocessable(page(Vec::new(), None, problems).render());
         }
     };
@@ -183,7 +183,7 @@ pub async fn list(
     let found = audit::list(&state.services.db, &s.caller, filter, &request).await?;
     let next = found.next_cursor.as_deref().map(|c| q.next(c));
     let events = found.items.into_iter().map(row).collect();
-    html(page(events, next, FormProblems::default()).render())
+    html(page(events, next, FormErrors::default()).render())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! its lines, the credit notes of an invoice, and the form that issues one.
 
 use super::invoices::{Doc, doc};
-use super::{FormProblems, require_operator, unprocessable};
+use super::{FormErrors, require_operator, unprocessable};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
@@ -26,7 +26,7 @@ struct DocPage {
     credit_notes: Vec<Doc>,
     reason: String,
     amount: String,
-    problems: FormProblems,
+    problems: FormErrors,
     shown: &'static [&'static str],
 }
 
@@ -42,7 +42,7 @@ async fn doc_page(
     id: Uuid,
     notice: Option<&str>,
     form: &CreditForm,
-    problems: FormProblems,
+    problems: FormErrors,
 ) -> WebResult<Result<String, askama::Error>> {
     let d = invoices::get(&state.services, &s.caller, id).await?;
     let org = orgs::get(&state.services, &s.caller, d.organization_id).await?;
@@ -90,7 +90,7 @@ pub async fn document(
             super::path_id(&id)?,
             q.notice.as_deref(),
             &form,
-            FormProblems::default(),
+            FormErrors::default(),
         )
         .await?,
     )
@@ -126,7 +126,7 @@ pub async fn credit(
             note.id.unwrap_or(id)
         ))),
         Err(e) => {
-            let problems = FormProblems::from_error(e)?;
+            let problems = FormErrors::from_error(e)?;
             unprocessable(doc_page(&s, &state, id, None, &form, problems).await?)
         }
     }

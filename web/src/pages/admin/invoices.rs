@@ -2,7 +2,7 @@
 //! final documents) with the button that finalises it, and its finalised documents.
 //! One document and its credit notes are in [`super::credit_notes`].
 
-use super::{FormProblems, require_operator, unprocessable};
+use super::{FormErrors, require_operator, unprocessable};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
@@ -117,7 +117,7 @@ struct MonthPage {
     all_final: bool,
     finals: Vec<Doc>,
     next: Option<String>,
-    problems: FormProblems,
+    problems: FormErrors,
     shown: &'static [&'static str],
 }
 
@@ -128,7 +128,7 @@ async fn month_page(
     month: Month,
     cursor: Option<&str>,
     notice: Option<&str>,
-    problems: FormProblems,
+    problems: FormErrors,
 ) -> WebResult<Result<String, askama::Error>> {
     let svc = &state.services;
     let org = orgs::get(svc, &s.caller, org.into()).await?;
@@ -187,7 +187,7 @@ pub async fn show_month(
             month,
             q.cursor.as_deref(),
             q.notice.as_deref(),
-            FormProblems::default(),
+            FormErrors::default(),
         )
         .await?,
     )
@@ -223,7 +223,7 @@ pub async fn finalise(
             )))
         }
         Err(e) => {
-            let problems = FormProblems::from_error(e)?;
+            let problems = FormErrors::from_error(e)?;
             unprocessable(month_page(&s, &state, org, month, None, None, problems).await?)
         }
     }

@@ -14,13 +14,11 @@ pub mod price_forms;
 pub mod price_lists;
 pub mod users;
 
-use crate::error::{WebError, WebResult};
+use crate::error::WebResult;
 use crate::session::Session;
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use aion_services::Error;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Registers the operators' pages.
@@ -95,68 +93,7 @@ pub struct PageQuery {
     pub notice: Option<String>,
 }
 
-/// What went wrong with a form, shown next to it: one message per field, and a general
-/// one for errors about the whole request (a conflict, a refusal).
-#[derive(Debug, Default)]
-pub struct FormProblems {
-    fields: BTreeMap<String, String>,
-    /// A message about the whole form.
-    pub general: Option<String>,
-}
-
-impl FormProblems {
-    /// The problems of a domain error a form can show, or the error itself when a form
-    /// cannot (not found, forbidden, internal…), to be rendered as an error page: an
-    /// auditor who posts a form gets the domain's 403, not a form to correct.
-    pub fn from_error(e: Error) -> Result<Self, WebError> {
-        match e {
-            Error::Validation(fields) => Ok(Self {
-                fields: fields.into_iter().collect(),
-                general: None,
-            }),
-            Error::Conflict(m)
-            | Error::QuotaExceeded(m)
-            | Error::BudgetExhausted(m)
-            | Error::NotPriced(m) => Ok(Self {
-                fields: BTreeMap::new(),
-                general: Some(m),
-            }),
-            other => Err(other.into()),
-        }
-    }
-
-    /// The message about `field`, if any.
-    pub fn field(&self, field: &str) -> Option<&str> {
-        self.fields.get(field).map(String::as_str)
-    }
-
-    /// Messages about fields the form does not show next to an input (`shown` names
-    /// fields, or families of fields when it ends with a dot: `price.`).
-    pub fn others(&self, shown: &[&str]) -> Vec<String> {
-        let is_shown = |k: &str| {
-            shown
-                .iter()
-                .any(|s| *s == k || (s.ends_with('.') && k.starts_with(s)))
-        };
-        self.fields
-            .iter()
-            .filter(|(k, _)| !is_shown(k))
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect()
-    }
-
-    /// Whether there is anything to show.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty() && self.general.is_none()
-    }
-}
-
-/// A form page re-rendered with its problems (422).
-pub fn unprocessable(body: Result<String, askama::Error>) -> WebResult<HttpResponse> {
-    let mut page = crate::chrome::html(body)?;
-    *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    Ok(page)
-}
+pub use crate::forms::{FormErrors, invalid as unprocessable};
 
 /// The id in a page's path; anything else is a page that does not exist (a readable
 /// 404 page rather than the framework's plain-text answer).
@@ -181,24 +118,25 @@ pub fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::WebError;
 
     #[test]
     fn validation_errors_are_shown_per_field_and_conflicts_as_a_whole() {
-        let p = FormProblems::from_error(Error::invalid("slug", "taken")).unwrap();
+        let p = FormErrors::from_error(Error::invalid("slug", "taken")).unwrap();
         assert_eq!(p.field("slug"), Some("taken"));
         assert!(p.general.is_none());
-        let p = FormProblems::from_error(Error::Conflict("already".into())).unwrap();
+        let p = FormErrors::from_error(Error::Conflict("already".into())).unwrap();
         assert_eq!(p.general.as_deref(), Some("already"));
-        assert!(FormProblems::from_error(Error::NotFound("x")).is_err());
-        assert!(FormProblems::from_error(Error::Forbidden("auditor".into())).is_err());
+        assert!(FormErrors::from_error(Error::NotFound("x")).is_err());
+        assert!(FormErrors::from_error(Error::Forbidden("auditor".into())).is_err());
     }
 
     #[test]
     fn fields_without_an_input_are_listed_apart() {
-        let p = FormProblems::from_error(Error::invalid("entries", "empty")).unwrap();
+        let p = FormErrors::from_error(Error::invalid("entries", "empty")).unwrap();
         assert_eq!(p.others(&["name"]), vec!["entries: empty".to_owned()]);
         assert!(p.others(&["entries"]).is_empty());
-        let p = FormProblems::from_error(Error::invalid("price.H100-80GB", "bad")).unwrap();
+        let p = FormErrors::from_error(Error::invalid("price.H100-80GB", "bad")).unwrap();
         assert!(p.others(&["price."]).is_empty());
     }
 

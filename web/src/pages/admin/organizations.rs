@@ -1,7 +1,7 @@
 //! `/admin/organizations`: the consortium's organisations (paginated), one
 //! organisation's projects and members, and the form that creates an organisation.
 
-use super::{FormProblems, PageQuery, require_operator, unprocessable};
+use super::{FormErrors, PageQuery, require_operator, unprocessable};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
@@ -71,7 +71,7 @@ struct NewPage {
     can_act: bool,
     form: OrgForm,
     kinds: Vec<&'static str>,
-    problems: FormProblems,
+    problems: FormErrors,
     shown: &'static [&'static str],
 }
 
@@ -95,7 +95,7 @@ pub async fn new(s: Session) -> WebResult<HttpResponse> {
                 ..OrgForm::default()
             },
             kinds: kinds(),
-            problems: FormProblems::default(),
+            problems: FormErrors::default(),
             shown: SHOWN_FIELDS,
         }
         .render(),
@@ -125,7 +125,7 @@ pub async fn create(
                 can_act: s.caller.is_platform_admin(),
                 form,
                 kinds: kinds(),
-                problems: FormProblems::from_error(e)?,
+                problems: FormErrors::from_error(e)?,
                 shown: SHOWN_FIELDS,
             }
             .render(),

@@ -2,7 +2,7 @@
 //! kind or organisation), one version's prices, and the form that publishes a version.
 
 use super::price_forms::PriceForm;
-use super::{FormProblems, require_operator, unprocessable};
+use super::{FormErrors, require_operator, unprocessable};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
@@ -172,7 +172,7 @@ struct NewPage {
     form: PriceForm,
     kinds: Vec<&'static str>,
     organizations: Vec<Organization>,
-    problems: FormProblems,
+    problems: FormErrors,
     shown: &'static [&'static str],
 }
 
@@ -191,7 +191,7 @@ async fn new_page(
     s: &Session,
     state: &WebState,
     form: PriceForm,
-    problems: FormProblems,
+    problems: FormErrors,
 ) -> WebResult<Result<String, askama::Error>> {
     // Contract lists name one organisation; the first 200 are offered.
     let page = PageRequest::parse(Some(200), None)?;
@@ -213,7 +213,7 @@ pub async fn new(s: Session, state: web::Data<WebState>) -> WebResult<HttpRespon
     require_operator(&s)?;
     let mut form = PriceForm::blank();
     form.organization_kind = "academic".into();
-    html(new_page(&s, &state, form, FormProblems::default()).await?)
+    html(new_page(&s, &state, form, FormErrors::default()).await?)
 }
 
 /// `POST /admin/price-lists`: publishes a version (platform admins).
@@ -234,7 +234,7 @@ pub async fn create(
             list.id
         ))),
         Err(e) => {
-            let problems = FormProblems::from_error(e)?;
+            let problems = FormErrors::from_error(e)?;
             unprocessable(new_page(&s, &state, form, problems).await?)
         }
     }

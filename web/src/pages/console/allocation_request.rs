@@ -3,12 +3,12 @@
 //! submitted one. Who may file or withdraw is the domain's decision (project leads,
 //! organisation admins); its refusal is shown with the form.
 
-use super::forms::{self, FormErrors};
 use super::project::{ProjectHead, project_head};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms::{self, FormErrors};
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::allocation_requests::{self as requests, NewRequest, RequestState};

@@ -4,11 +4,11 @@
 //! energy and CO2e of the organisation's usage this month.
 
 use super::billing_view::{DocView, csv_file_name, doc_view, kwh};
-use super::forms;
 use crate::WebState;
 use crate::chrome::{Chrome, html};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms;
 use crate::i18n::Tr;
 use crate::session::Session;
 use actix_web::http::header;

@@ -1,11 +1,11 @@
 //! `/console/leases/{id}`: a lease's state (refreshed live), where its slices run, the
 //! budget it holds, how to use it; and its release.
 
-use super::forms;
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::authz::ProjectRole;

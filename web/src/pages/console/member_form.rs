@@ -1,7 +1,7 @@
 //! The form that adds someone to a project: a member of the organisation chosen by
 //! name, found by e-mail, or an identity (issuer and subject) as the API takes it.
 
-use super::forms;
+use crate::forms;
 use aion_services::Error;
 use aion_services::members::{Member, MemberRef};
 use serde::Deserialize;

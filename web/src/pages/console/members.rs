@@ -2,14 +2,14 @@
 //! leads (and organisation admins) add people (a member of the organisation, or an
 //! identity: issuer and subject, as the API allows), change roles and remove people.
 
-use super::forms::Empty;
-use super::forms::{self, FormErrors};
 use super::member_form::{AddForm, FIELDS, parse_who};
 use super::project::{ProjectHead, project_head};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms::Empty;
+use crate::forms::{self, FormErrors};
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::authz::Caller;

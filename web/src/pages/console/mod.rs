@@ -5,7 +5,6 @@
 pub mod allocation_request;
 pub mod billing;
 pub mod billing_view;
-pub mod forms;
 pub mod lease;
 pub mod member_form;
 pub mod members;

@@ -1,12 +1,12 @@
 //! `/console/projects/{id}`: a project's grants, its leases (live states refreshed,
 //! filtered by state, paginated) and the form that requests slices.
 
-use super::forms::{self, FormErrors};
 use super::request_form::{LeaseForm, ProfileOption, profile_options};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms::{self, FormErrors};
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::authz::{Caller, ProjectRole};

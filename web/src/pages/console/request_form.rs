@@ -2,8 +2,8 @@
 //! models of the project's grants valid now), and what it posts, read into the domain's
 //! [`NewLease`] with one message per field that does not parse.
 
-use super::forms::{FormErrors, checked, optional};
 use crate::error::WebResult;
+use crate::forms::{FormErrors, checked, optional};
 use aion_mig::GpuModel;
 use aion_services::leases::{self, NewLease};
 use serde::Deserialize;

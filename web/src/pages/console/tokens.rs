@@ -2,14 +2,14 @@
 //! admins): list, create (the secret is shown once, on the answer to the form, never
 //! again), revoke.
 
-use super::forms::Empty;
-use super::forms::{self, FormErrors};
 use super::members::ROLES;
 use super::project::{ProjectHead, project_head};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms::Empty;
+use crate::forms::{self, FormErrors};
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::ids::{ProjectId, TokenId};

@@ -1,6 +1,8 @@
-//! What the console's forms share: the domain's refusals turned into messages shown next
-//! to the form (status 422, the typed values kept), idempotency keys minted when a form
-//! is rendered, checkbox and optional-field reading, and redirects with a notice.
+//! What every form of the console and the panels shares: the domain's refusals turned
+//! into messages shown next to the form (status 422, the typed values kept), idempotency
+//! keys minted when a form is rendered, checkbox and optional-field reading, and
+//! redirects with a notice. Refusals that are not about the input (not found, forbidden,
+//! internal) stay errors and render as an error page: there is nothing to correct.
 
 use crate::chrome::html;
 use crate::error::{WebError, WebResult};
@@ -39,18 +41,31 @@ impl FormErrors {
         self.fields.insert(name.to_owned(), message.into());
     }
 
+    /// Turns a domain refusal into messages, each field under the domain's name.
+    pub fn from_error(e: Error) -> Result<Self, WebError> {
+        Self::convert(e, |name| Some(name.to_owned()))
+    }
+
     /// Turns a domain refusal into messages. `fields` maps the domain's field names to
     /// the form's (`duration_s` → `duration_h`); a field the form does not show goes to
-    /// the general message. Errors that are not about the input (not found, internal,
-    /// unavailable) stay errors and render as an error page.
+    /// the general message.
     pub fn from_service(e: Error, fields: &[(&str, &str)]) -> Result<Self, WebError> {
+        Self::convert(e, |name| {
+            fields
+                .iter()
+                .find(|(domain, _)| *domain == name)
+                .map(|(_, form)| (*form).to_owned())
+        })
+    }
+
+    fn convert(e: Error, field: impl Fn(&str) -> Option<String>) -> Result<Self, WebError> {
         let mut out = Self::default();
         match e {
             Error::Validation(found) => {
                 let mut rest = Vec::new();
                 for (name, message) in found {
-                    match fields.iter().find(|(domain, _)| *domain == name) {
-                        Some((_, form)) => out.add(form, message),
+                    match field(&name) {
+                        Some(form) => out.add(&form, message),
                         None => rest.push(format!("{name}: {message}")),
                     }
                 }
@@ -61,7 +76,6 @@ impl FormErrors {
             Error::QuotaExceeded(m)
             | Error::BudgetExhausted(m)
             | Error::Conflict(m)
-            | Error::Forbidden(m)
             | Error::NotPriced(m) => out.general = Some(m),
             e @ (Error::IdempotencyMismatch | Error::PreconditionFailed) => {
                 out.general = Some(e.to_string());
@@ -69,6 +83,21 @@ impl FormErrors {
             other => return Err(other.into()),
         }
         Ok(out)
+    }
+
+    /// Messages about fields the form does not show next to an input (`shown` names
+    /// fields, or families of fields when it ends with a dot: `price.`).
+    pub fn others(&self, shown: &[&str]) -> Vec<String> {
+        let is_shown = |k: &str| {
+            shown
+                .iter()
+                .any(|s| *s == k || (s.ends_with('.') && k.starts_with(s)))
+        };
+        self.fields
+            .iter()
+            .filter(|(k, _)| !is_shown(k))
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect()
     }
 }
 
