@@ -3,6 +3,7 @@
 //! exports `AION_TEST_CHROMIUM` / `AION_TEST_CHROMEDRIVER`. Screenshots of the pages
 //! go to `target/e2e/` for review.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,10 +43,13 @@ impl Browser {
             "browser tests need Debian's chromium and chromium-driver ({chromium}, {driver_bin}); scripts/test.sh installs them"
         );
         let port = free_port();
+        // Its own process group, which the chromium it starts joins: dropping the
+        // browser kills them all, even when a failed test never reached `quit`.
         let chromedriver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver starts");
         let url = format!("http://127.0.0.1:{port}");
@@ -221,16 +225,18 @@ impl Browser {
         }
     }
 
-    pub async fn quit(mut self) {
+    pub async fn quit(self) {
         let driver = self.driver.clone();
         let _ = driver.quit().await;
-        let _ = self.chromedriver.kill();
-        let _ = self.chromedriver.wait();
+        // Drop kills what is left of chromedriver's process group.
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.chromedriver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.chromedriver.kill();
+        let _ = self.chromedriver.wait();
     }
 }
