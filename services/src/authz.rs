@@ -159,6 +159,23 @@ impl Caller {
             })
     }
 
+    /// The projects of `org` the caller may see when it sees only some of them (a role
+    /// on projects, none on the organisation); `None` when it sees them all.
+    pub fn projects_seen_in(&self, org: OrganizationId) -> Option<Vec<ProjectId>> {
+        if self.reads_everything() || self.org_role(org).is_some() {
+            return None;
+        }
+        Some(
+            self.grants
+                .iter()
+                .filter_map(|g| match g {
+                    Grant::Project(o, p, _) if *o == org => Some(*p),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
     /// May change the organisation, its members, tokens and projects.
     pub fn can_admin_org(&self, org: OrganizationId) -> bool {
         self.is_platform_admin() || self.org_role(org) == Some(OrgRole::Admin)

@@ -192,17 +192,9 @@ pub async fn list(
 ) -> Result<Page<Project>> {
     load_org(&svc.db, caller, org_id).await?;
     let mut query = projects::Entity::find().filter(projects::Column::OrganizationId.eq(org_id.0));
-    if !caller.reads_everything() && caller.org_role(org_id).is_none() {
+    if let Some(own) = caller.projects_seen_in(org_id) {
         // Only a project-level role: list just those projects.
-        let own: Vec<_> = caller
-            .grants
-            .iter()
-            .filter_map(|g| match g {
-                crate::authz::Grant::Project(o, p, _) if *o == org_id => Some(p.0),
-                _ => None,
-            })
-            .collect();
-        query = query.filter(projects::Column::Id.is_in(own));
+        query = query.filter(projects::Column::Id.is_in(own.into_iter().map(|p| p.0)));
     }
     if let Some(after) = page.after_uuid()? {
         query = query.filter(projects::Column::Id.gt(after));

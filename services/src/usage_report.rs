@@ -161,12 +161,38 @@ impl Totals {
         self.peak_memory_used_mib = self.peak_memory_used_mib.max(m.memory_used_mib);
         self.records += 1;
         if let Some(p) = m.sm_utilisation_pct {
-            self.sm_weight += p * m.allocated_seconds as f64;
-            self.sm_seconds += m.allocated_seconds;
-            self.sm_utilisation_pct = (self.sm_seconds > 0)
-                .then(|| self.sm_weight / self.sm_seconds as f64)
-                .or(Some(p));
+            self.add_sm_utilisation(p, m.allocated_seconds);
         }
+    }
+
+    /// Counts `seconds` of allocated time that reported an average SM utilisation of
+    /// `pct`; `sm_utilisation_pct` becomes the average over all such seconds.
+    pub fn add_sm_utilisation(&mut self, pct: f64, seconds: i64) {
+        self.sm_weight += pct * seconds as f64;
+        self.sm_seconds = self.sm_seconds.saturating_add(seconds);
+        self.sm_utilisation_pct = (self.sm_seconds > 0)
+            .then(|| self.sm_weight / self.sm_seconds as f64)
+            .or(Some(pct));
+    }
+
+    /// Adds the sums of `other` (another bucket or profile): SM utilisation is averaged
+    /// over the seconds that reported one on either side, not over all allocated time.
+    pub fn merge(&mut self, other: &Totals) {
+        self.allocated_seconds = self
+            .allocated_seconds
+            .saturating_add(other.allocated_seconds);
+        self.slice_seconds = self.slice_seconds.saturating_add(other.slice_seconds);
+        self.energy_mj = self.energy_mj.saturating_add(other.energy_mj);
+        self.peak_memory_used_mib = self.peak_memory_used_mib.max(other.peak_memory_used_mib);
+        self.records = self.records.saturating_add(other.records);
+        self.co2e.merge(&other.co2e);
+        self.sm_weight += other.sm_weight;
+        self.sm_seconds = self.sm_seconds.saturating_add(other.sm_seconds);
+        self.sm_utilisation_pct = if self.sm_seconds > 0 {
+            Some(self.sm_weight / self.sm_seconds as f64)
+        } else {
+            other.sm_utilisation_pct.or(self.sm_utilisation_pct)
+        };
     }
 
     /// GPU-hours: slice-seconds / 7 / 3600.
@@ -273,7 +299,8 @@ async fn report(
     Ok(aggregate(q, &rows, &sites))
 }
 
-/// Usage of an organisation (all its projects) the caller may see.
+/// Usage of an organisation: all its projects for organisation members, operators and
+/// auditors; only their own projects for people with project roles alone.
 #[tracing::instrument(skip_all, err, fields(organization_id = %org))]
 pub async fn organization_usage(
     svc: &Services,
@@ -282,7 +309,11 @@ pub async fn organization_usage(
     q: UsageQuery,
 ) -> Result<UsageReport> {
     crate::organizations::get(svc, caller, org).await?;
-    let scope = sea_orm::Condition::all().add(usage_records::Column::OrganizationId.eq(org.0));
+    let mut scope = sea_orm::Condition::all().add(usage_records::Column::OrganizationId.eq(org.0));
+    if let Some(own) = caller.projects_seen_in(org) {
+        // A role on some projects only: their usage, not the organisation's.
+        scope = scope.add(usage_records::Column::ProjectId.is_in(own.into_iter().map(|p| p.0)));
+    }
     report(&svc.db, q, scope).await
 }
 
@@ -339,5 +370,50 @@ mod tests {
         assert!(UsageQuery::parse(from, Some(now), Some("hour"), None, now).is_err());
         assert!(UsageQuery::parse(from, Some(now), Some("day"), Some("profile"), now).is_ok());
         assert!(UsageQuery::parse(None, None, Some("week"), None, now).is_err());
+    }
+
+    #[test]
+    fn merged_utilisation_is_weighted_by_the_seconds_that_reported_one() {
+        // A: 10 h allocated, of which 1 h reported 90 %; B: 1 h at 10 %.
+        let mut a = Totals {
+            allocated_seconds: 10 * 3600,
+            slice_seconds: 10 * 3600 * 7,
+            energy_mj: 1_000,
+            peak_memory_used_mib: 2_048,
+            records: 10,
+            ..Totals::default()
+        };
+        a.add_sm_utilisation(90.0, 3600);
+        a.co2e.add(1_000, Some(100));
+        let mut b = Totals {
+            allocated_seconds: 3600,
+            slice_seconds: 3600,
+            energy_mj: 500,
+            peak_memory_used_mib: 4_096,
+            records: 1,
+            ..Totals::default()
+        };
+        b.add_sm_utilisation(10.0, 3600);
+        b.co2e.add(500, None);
+
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!(merged.sm_utilisation_pct, Some(50.0));
+        assert_eq!(merged.allocated_seconds, 11 * 3600);
+        assert_eq!(merged.slice_seconds, 71 * 3600);
+        assert_eq!(merged.energy_mj, 1_500);
+        assert_eq!(merged.peak_memory_used_mib, 4_096);
+        assert_eq!(merged.records, 11);
+        let mut co2e = a.co2e;
+        co2e.merge(&b.co2e);
+        assert_eq!(merged.co2e, co2e);
+        assert_eq!(merged.co2e.unvalued_energy_mj, 500);
+
+        // Merging into an empty Totals, or merging one that reported nothing, keeps it.
+        let mut empty = Totals::default();
+        empty.merge(&a);
+        assert_eq!(empty, a);
+        a.merge(&Totals::default());
+        assert_eq!(a.sm_utilisation_pct, Some(90.0));
     }
 }

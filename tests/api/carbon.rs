@@ -107,6 +107,16 @@ async fn co2e_follows_the_intensity_in_force_and_rolls_up_to_the_organisation(ba
     app.get(&format!("/v1/organizations/{org}/usage?{span}"), &member)
         .await
         .expect(200);
+    // Someone with a role on project A only sees A's share of the organisation.
+    let viewer = app.token(&format!("/v1/projects/{a}"), "viewer").await;
+    let report = app
+        .get(&format!("/v1/organizations/{org}/usage?{span}"), &viewer)
+        .await
+        .expect(200);
+    assert_eq!(total(&report), (1500.0, 45.0, 500.0), "{}", report.body);
+    app.get(&format!("/v1/projects/{b}/usage?{span}"), &viewer)
+        .await
+        .expect_problem(404, "not_found");
     let rival = app.create_org("rival", "startup").await;
     let stranger = app
         .token(&format!("/v1/organizations/{rival}"), "admin")

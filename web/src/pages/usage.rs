@@ -8,7 +8,7 @@ use crate::error::WebResult;
 use crate::format;
 use crate::session::Session;
 use actix_web::{HttpResponse, web};
-use aion_services::usage_report::{self, Granularity, UsageQuery, UsageReport};
+use aion_services::usage_report::{self, Granularity, Totals, UsageQuery, UsageReport};
 use aion_services::{organizations, projects};
 use askama::Template;
 use chrono::{DateTime, Duration, Utc};
@@ -40,8 +40,8 @@ pub struct Daily {
     pub labels: Vec<String>,
     /// GPU-hours per day of each profile, profiles by name.
     pub gpu_hours: Vec<(String, Vec<f64>)>,
-    /// Average SM utilisation per day, weighted by allocated time; none where no record
-    /// reported one.
+    /// Average SM utilisation per day, weighted by the allocated time that reported one;
+    /// none where no record reported one.
     pub utilisation: Vec<Option<f64>>,
     /// Energy per day, kWh.
     pub energy_kwh: Vec<f64>,
@@ -56,30 +56,22 @@ pub fn daily(report: &UsageReport, first: DateTime<Utc>, days: i64) -> Daily {
             .filter(|i| *i < n)
     };
     let mut by_profile: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut energy = vec![0.0; n];
-    // Utilisation is combined as a sum of pct × seconds over a sum of seconds.
-    let mut util = vec![(0.0, 0i64); n];
+    // Each day's profiles merged into one sum, so that utilisation is averaged the way
+    // the service averages it: over the seconds that reported one.
+    let mut per_day = vec![Totals::default(); n];
     for b in &report.buckets {
         let Some(i) = index(b.start) else { continue };
         let name = b.profile.clone().unwrap_or_else(|| "—".to_owned());
         by_profile.entry(name).or_insert_with(|| vec![0.0; n])[i] += b.totals.gpu_hours();
-        energy[i] += b.totals.energy_wh() / 1000.0;
-        if let Some(pct) = b.totals.sm_utilisation_pct {
-            let seconds = b.totals.allocated_seconds.max(1);
-            util[i].0 += pct * seconds as f64;
-            util[i].1 += seconds;
-        }
+        per_day[i].merge(&b.totals);
     }
     Daily {
         labels: (0..days.max(0))
             .map(|d| (first + Duration::days(d)).format("%m-%d").to_string())
             .collect(),
         gpu_hours: by_profile.into_iter().collect(),
-        utilisation: util
-            .into_iter()
-            .map(|(w, s)| (s > 0).then(|| w / s as f64))
-            .collect(),
-        energy_kwh: energy,
+        utilisation: per_day.iter().map(|t| t.sm_utilisation_pct).collect(),
+        energy_kwh: per_day.iter().map(|t| t.energy_wh() / 1000.0).collect(),
     }
 }
 
@@ -201,18 +193,22 @@ pub async fn show(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aion_services::usage_report::{Bucket, Totals};
+    use aion_services::usage_report::Bucket;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
-    fn bucket(day: &str, profile: &str, slice_seconds: i64, util: Option<f64>) -> Bucket {
+    /// One hour allocated and 1 kWh; `util` is a utilisation and the seconds that reported it.
+    fn bucket(day: &str, profile: &str, slice_seconds: i64, util: Option<(f64, i64)>) -> Bucket {
+        // Not a struct literal: `Totals` has private fields.
         let mut totals = Totals::default();
         totals.slice_seconds = slice_seconds;
         totals.allocated_seconds = 3600;
         totals.energy_mj = 3_600_000_000; // 1 kWh
-        totals.sm_utilisation_pct = util;
+        if let Some((pct, seconds)) = util {
+            totals.add_sm_utilisation(pct, seconds);
+        }
         Bucket {
             start: at(day),
             end: at(day) + Duration::days(1),
@@ -238,8 +234,18 @@ mod tests {
             to: at("2026-11-23T00:00:00Z"),
             granularity: Granularity::Day,
             buckets: vec![
-                bucket("2026-11-20T00:00:00Z", "1g.10gb", 7 * 3600, Some(40.0)),
-                bucket("2026-11-20T00:00:00Z", "7g.80gb", 14 * 3600, Some(80.0)),
+                bucket(
+                    "2026-11-20T00:00:00Z",
+                    "1g.10gb",
+                    7 * 3600,
+                    Some((40.0, 3600)),
+                ),
+                bucket(
+                    "2026-11-20T00:00:00Z",
+                    "7g.80gb",
+                    14 * 3600,
+                    Some((80.0, 3600)),
+                ),
                 bucket("2026-11-22T00:00:00Z", "1g.10gb", 7 * 3600, None),
                 // Outside the span: ignored.
                 bucket("2026-11-30T00:00:00Z", "1g.10gb", 7 * 3600, None),
@@ -257,5 +263,38 @@ mod tests {
         );
         assert_eq!(d.utilisation, vec![Some(60.0), None, None]);
         assert_eq!(d.energy_kwh, vec![2.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn a_day_averages_utilisation_over_the_seconds_that_reported_one() {
+        // 1g: 10 h allocated, only 1 h of it reported 90 %; 7g: 1 h at 10 %. Weighting
+        // by allocated time would give (900 + 10) / 11 ≈ 82.7 %; the service says 50 %.
+        let first = at("2026-11-20T00:00:00Z");
+        let mut long = bucket(
+            "2026-11-20T00:00:00Z",
+            "1g.10gb",
+            10 * 3600,
+            Some((90.0, 3600)),
+        );
+        long.totals.allocated_seconds = 10 * 3600;
+        let short = bucket(
+            "2026-11-20T00:00:00Z",
+            "7g.80gb",
+            7 * 3600,
+            Some((10.0, 3600)),
+        );
+        let mut total = long.totals.clone();
+        total.merge(&short.totals);
+        let report = UsageReport {
+            from: first,
+            to: at("2026-11-21T00:00:00Z"),
+            granularity: Granularity::Day,
+            buckets: vec![long, short],
+            total: total.clone(),
+        };
+        let d = daily(&report, first, 1);
+        assert_eq!(d.utilisation, vec![Some(50.0)]);
+        assert_eq!(d.utilisation, vec![total.sm_utilisation_pct]);
+        assert_eq!(d.energy_kwh, vec![2.0]);
     }
 }
