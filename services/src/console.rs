@@ -1,13 +1,16 @@
 //! Read models of the web console that no API route needs as such: the projects a
-//! person works in, across organisations.
+//! person works in, across organisations, and what the dashboard shows of them.
 
 use crate::Services;
 use crate::authz::{Caller, Grant};
-use crate::entities::{organizations as orgs, projects};
+use crate::entities::{grants, leases, organizations as orgs, projects};
 use crate::error::Result;
+use crate::ids::ProjectId;
+use crate::lease_state::LeaseState;
 use crate::organizations::Organization;
 use crate::projects::Project;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
 
 /// Most projects the dashboard lists.
 pub const MAX_MY_PROJECTS: u64 = 200;
@@ -82,5 +85,79 @@ pub async fn my_projects(svc: &Services, caller: &Caller) -> Result<Vec<MyProjec
     out.sort_by(|a, b| {
         (&a.organization.slug, &a.project.slug).cmp(&(&b.organization.slug, &b.project.slug))
     });
+    Ok(out)
+}
+
+/// How many live leases the dashboard shows per project.
+pub const DASHBOARD_LEASES_PER_PROJECT: usize = 50;
+
+/// What the dashboard shows of the caller's projects, read in a few queries for all of
+/// them: the grants that have not ended (with their ledger standing) and the live leases.
+#[derive(Debug, Default)]
+pub struct Dashboard {
+    /// Grants that have not ended (valid now or later), by project, ending soonest first.
+    pub grants: HashMap<ProjectId, Vec<crate::grants::Grant>>,
+    /// Live leases, by project, newest first (at most [`DASHBOARD_LEASES_PER_PROJECT`]).
+    pub live_leases: HashMap<ProjectId, Vec<LiveLease>>,
+    /// Live leases per project beyond those listed.
+    pub more_leases: HashMap<ProjectId, usize>,
+}
+
+/// A live lease as the dashboard lists it.
+#[derive(Clone, Debug)]
+pub struct LiveLease {
+    /// Id.
+    pub id: crate::ids::LeaseId,
+    /// Profile name.
+    pub profile: String,
+    /// Instances.
+    pub count: i32,
+    /// State (one of the live ones).
+    pub state: LeaseState,
+    /// Requested at.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Reads the dashboard of `mine` (the result of [`my_projects`], so already visible).
+#[tracing::instrument(skip_all, err, fields(projects = mine.len()))]
+pub async fn dashboard(svc: &Services, mine: &[MyProject]) -> Result<Dashboard> {
+    let ids: Vec<uuid::Uuid> = mine.iter().map(|m| m.project.id.0).collect();
+    let mut out = Dashboard::default();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let now = svc.clock.now();
+    let rows = grants::Entity::find()
+        .filter(grants::Column::ProjectId.is_in(ids.clone()))
+        .filter(grants::Column::ValidUntil.gt(now))
+        .order_by_asc(grants::Column::ValidUntil)
+        .all(&svc.db)
+        .await?;
+    for g in crate::grants::with_ledger(&svc.db, rows).await? {
+        out.grants.entry(g.project_id).or_default().push(g);
+    }
+    let live = leases::Entity::find()
+        .filter(leases::Column::ProjectId.is_in(ids))
+        .filter(leases::Column::State.is_in(LeaseState::live_names()))
+        .order_by_desc(leases::Column::Id)
+        .all(&svc.db)
+        .await?;
+    for l in live {
+        let project = ProjectId(l.project_id);
+        let list = out.live_leases.entry(project).or_default();
+        if list.len() < DASHBOARD_LEASES_PER_PROJECT {
+            list.push(LiveLease {
+                id: l.id.into(),
+                profile: l.profile,
+                count: l.count,
+                state: LeaseState::parse("state", &l.state).map_err(|_| {
+                    crate::Error::Internal(format!("unknown lease state {}", l.state))
+                })?,
+                created_at: l.created_at,
+            });
+        } else {
+            *out.more_leases.entry(project).or_default() += 1;
+        }
+    }
     Ok(out)
 }

@@ -139,7 +139,10 @@ impl NewContractGrant {
 }
 
 /// Grant rows with their ledger standing and warnings (two reads for the whole list).
-async fn with_ledger(db: &impl ConnectionTrait, rows: Vec<grants::Model>) -> Result<Vec<Grant>> {
+pub(crate) async fn with_ledger(
+    db: &impl ConnectionTrait,
+    rows: Vec<grants::Model>,
+) -> Result<Vec<Grant>> {
     let ids: BTreeSet<Uuid> = rows.iter().map(|g| g.id).collect();
     let standings = ledger::standings(db, &ids).await?;
     let ids: Vec<Uuid> = ids.into_iter().collect();
@@ -273,6 +276,27 @@ pub async fn get(svc: &Services, caller: &Caller, id: GrantId) -> Result<Grant> 
         }
         _ => Err(Error::NotFound("grant")),
     }
+}
+
+/// Most grants [`current_for_project`] returns.
+pub const MAX_CURRENT_GRANTS: u64 = 200;
+
+/// A project's grants that have not ended (valid now or later), ending soonest first:
+/// what a project page shows and what its lease requests can draw on.
+pub async fn current_for_project(
+    svc: &Services,
+    caller: &Caller,
+    project: ProjectId,
+) -> Result<Vec<Grant>> {
+    load_project(&svc.db, caller, project).await?;
+    let rows = grants::Entity::find()
+        .filter(grants::Column::ProjectId.eq(project.0))
+        .filter(grants::Column::ValidUntil.gt(svc.clock.now()))
+        .order_by_asc(grants::Column::ValidUntil)
+        .limit(MAX_CURRENT_GRANTS)
+        .all(&svc.db)
+        .await?;
+    with_ledger(&svc.db, rows).await
 }
 
 /// Lists a project's grants, oldest first.

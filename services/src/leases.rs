@@ -244,7 +244,7 @@ async fn with_placements(db: &impl ConnectionTrait, m: leases::Model) -> Result<
 
 /// May use the project's resources: project members and leads, organisation admins,
 /// platform admins.
-pub(crate) fn can_use(caller: &Caller, org: OrganizationId, project: ProjectId) -> bool {
+pub fn can_use(caller: &Caller, org: OrganizationId, project: ProjectId) -> bool {
     caller.can_admin_org(org)
         || matches!(
             caller.project_role(project),

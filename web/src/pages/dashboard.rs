@@ -8,8 +8,7 @@ use crate::format;
 use crate::session::Session;
 use actix_web::{HttpResponse, web};
 use aion_services::authz::{Grant, OrgRole};
-use aion_services::pagination::PageRequest;
-use aion_services::{console, grants, leases, organizations};
+use aion_services::{console, organizations};
 use askama::Template;
 
 /// A grant as the dashboard shows it.
@@ -54,6 +53,8 @@ pub struct ProjectCard {
     pub grants: Vec<GrantRow>,
     /// Live leases.
     pub leases: Vec<LeaseRow>,
+    /// Live leases not listed (see the project page).
+    pub more_leases: usize,
 }
 
 #[derive(Template)]
@@ -69,12 +70,16 @@ struct Dashboard {
 pub async fn show(s: Session, state: web::Data<WebState>) -> WebResult<HttpResponse> {
     let svc = &state.services;
     let t = s.t;
-    let mut cards = Vec::new();
-    for mine in console::my_projects(svc, &s.caller).await? {
-        let page = PageRequest::parse(Some(20), None)?;
-        let grant_rows = grants::list_for_project(svc, &s.caller, mine.project.id, &page)
-            .await?
-            .items
+    let mine = console::my_projects(svc, &s.caller).await?;
+    // A few queries for every project at once: the page is refreshed every few seconds.
+    let mut board = console::dashboard(svc, &mine).await?;
+    let mut cards = Vec::with_capacity(mine.len());
+    for m in mine {
+        let id = m.project.id;
+        let grant_rows = board
+            .grants
+            .remove(&id)
+            .unwrap_or_default()
             .into_iter()
             .map(|g| GrantRow {
                 gpu_model: g.gpu_model.to_string(),
@@ -89,12 +94,11 @@ pub async fn show(s: Session, state: web::Data<WebState>) -> WebResult<HttpRespo
                 valid_until: format::time(g.valid_until),
             })
             .collect();
-        let lease_page = PageRequest::parse(Some(50), None)?;
-        let lease_rows = leases::list(svc, &s.caller, mine.project.id, None, &lease_page)
-            .await?
-            .items
+        let lease_rows = board
+            .live_leases
+            .remove(&id)
+            .unwrap_or_default()
             .into_iter()
-            .filter(|l| l.state.is_live())
             .map(|l| LeaseRow {
                 id: l.id.to_string(),
                 what: format!("{} × {}", l.count, l.profile),
@@ -103,11 +107,12 @@ pub async fn show(s: Session, state: web::Data<WebState>) -> WebResult<HttpRespo
             })
             .collect();
         cards.push(ProjectCard {
-            id: mine.project.id.to_string(),
-            title: format!("{} / {}", mine.organization.name, mine.project.name),
-            role: mine.role,
+            id: id.to_string(),
+            title: format!("{} / {}", m.organization.name, m.project.name),
+            role: m.role,
             grants: grant_rows,
             leases: lease_rows,
+            more_leases: board.more_leases.remove(&id).unwrap_or(0),
         });
     }
     let mut billing = Vec::new();

@@ -8,7 +8,6 @@ use crate::format;
 use crate::forms;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
-use aion_services::authz::ProjectRole;
 use aion_services::ids::LeaseId;
 use aion_services::leases;
 use aion_services::researcher::{self, PlacementView};
@@ -118,11 +117,7 @@ pub async fn show(
         state: l.state.as_str(),
         live: l.state.is_live(),
         // Viewers see the lease but may not release it (the domain refuses them too).
-        can_use: s.caller.can_admin_org(l.organization_id)
-            || matches!(
-                s.caller.project_role(l.project_id),
-                Some(ProjectRole::Member | ProjectRole::Lead)
-            ),
+        can_use: leases::can_use(&s.caller, l.organization_id, l.project_id),
         reason: l.state_reason,
         stamps,
         placements: detail.placements,

@@ -9,7 +9,7 @@ use crate::format;
 use crate::forms::{self, FormErrors};
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
-use aion_services::authz::{Caller, ProjectRole};
+use aion_services::authz::Caller;
 use aion_services::ids::ProjectId;
 use aion_services::lease_state::LeaseState;
 use aion_services::pagination::PageRequest;
@@ -41,11 +41,7 @@ pub struct ProjectHead {
 pub async fn project_head(svc: &Services, caller: &Caller, id: Uuid) -> WebResult<ProjectHead> {
     let project = projects::get(svc, caller, ProjectId(id)).await?;
     let org = organizations::get(svc, caller, project.organization_id).await?;
-    let can_use = caller.can_admin_org(org.id)
-        || matches!(
-            caller.project_role(project.id),
-            Some(ProjectRole::Member | ProjectRole::Lead)
-        );
+    let can_use = leases::can_use(caller, org.id, project.id);
     Ok(ProjectHead {
         id: project.id.to_string(),
         name: project.name,
@@ -132,10 +128,7 @@ async fn render(
     let t = s.t;
     let head = project_head(svc, &s.caller, id).await?;
     let now = svc.clock.now();
-    let all = PageRequest::parse(Some(100), None)?;
-    let grant_list = grants::list_for_project(svc, &s.caller, ProjectId(id), &all)
-        .await?
-        .items;
+    let grant_list = grants::current_for_project(svc, &s.caller, ProjectId(id)).await?;
     let models: Vec<_> = grant_list
         .iter()
         .filter(|g| g.valid_from <= now && now < g.valid_until)
