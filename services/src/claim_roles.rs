@@ -1,11 +1,12 @@
 //! Roles given by an identity provider's claims at sign-in (the console's claim rules,
 //! e.g. "members of the `genci-committee` group are allocators of GENCI"). A rule only
 //! adds what is missing: roles given by hand are never changed or taken away here, and a
-//! rule naming an unknown organisation or project is logged and skipped, so a stale rule
-//! cannot lock people out.
+//! rule naming an unknown organisation or project, or a role its scope refuses, is logged
+//! and skipped, so a stale rule cannot lock people out. Rules are parsed when the server
+//! starts ([`RoleBySlug::parse`]), so a malformed one stops the start, not the sign-ins.
 
 use crate::Services;
-use crate::authz::{Caller, PlatformRole};
+use crate::authz::{Caller, OrgRole, PlatformRole, ProjectRole};
 use crate::entities::{memberships, organizations, projects};
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId, UserId};
@@ -49,12 +50,12 @@ impl RoleBySlug {
             ("platform", None, None) => Ok(Self::Platform(PlatformRole::parse("role", role)?)),
             ("organization", Some(o), None) => Ok(Self::Organization {
                 organization: o.to_owned(),
-                role: role.to_owned(),
+                role: OrgRole::parse("role", role)?.as_str().to_owned(),
             }),
             ("project", Some(o), Some(p)) => Ok(Self::Project {
                 organization: o.to_owned(),
                 project: p.to_owned(),
-                role: role.to_owned(),
+                role: ProjectRole::parse("role", role)?.as_str().to_owned(),
             }),
             _ => Err(Error::invalid(
                 "grant",
@@ -111,11 +112,15 @@ pub async fn grant_missing(
         .all(&svc.db)
         .await?;
     let mut added = 0;
+    // One platform role per person: the first matching rule gives it, and a role held
+    // already (given by hand) is never replaced.
+    let mut has_platform = held.iter().any(|m| m.scope_key == "platform");
     for role in roles {
         if let RoleBySlug::Platform(p) = role {
-            if held.iter().any(|m| m.scope_key == "platform") {
+            if has_platform {
                 continue;
             }
+            has_platform = true;
             crate::identity::give_platform_role(svc, &system, MemberRef::User(user), *p).await?;
             added += 1;
             continue;
@@ -138,8 +143,41 @@ pub async fn grant_missing(
             Ok(_) => added += 1,
             // A concurrent sign-in of the same person added it first.
             Err(Error::Conflict(_)) => {}
+            // A rule that does not fit its scope (an allocator role in an organisation
+            // that allocates nothing…) is skipped like an unknown slug: sign-in goes on.
+            Err(Error::Validation(fields)) => {
+                tracing::warn!(
+                    ?role,
+                    ?fields,
+                    "a claim rule gives a role its scope refuses"
+                );
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_with_a_bad_scope_or_role_are_refused_when_parsed() {
+        assert!(RoleBySlug::parse("organization", Some("genci"), None, "allocator").is_ok());
+        assert!(RoleBySlug::parse("project", Some("lab"), Some("llm"), "lead").is_ok());
+        assert!(RoleBySlug::parse("platform", None, None, "platform-admin").is_ok());
+        for (scope, org, project, role) in [
+            ("organization", Some("genci"), None, "alocator"),
+            ("project", Some("lab"), Some("llm"), "admin"),
+            ("platform", None, None, "lead"),
+            ("project", Some("lab"), None, "lead"),
+            ("tenant", Some("lab"), None, "member"),
+        ] {
+            assert!(
+                RoleBySlug::parse(scope, org, project, role).is_err(),
+                "{scope} {role}"
+            );
+        }
+    }
 }

@@ -54,17 +54,35 @@ pub struct WebState {
     pub config: WebConfig,
     /// The OpenID providers, with their discovered metadata.
     pub providers: oidc::Providers,
+    /// The claim rules with the role each gives, parsed once at start.
+    pub claim_roles: Vec<(ClaimRule, aion_services::claim_roles::RoleBySlug)>,
 }
 
 impl WebState {
-    /// Builds the state; providers are discovered on first use, so a provider that is
-    /// down at start does not keep the control plane from starting.
+    /// Builds the state and checks the claim rules; providers are discovered on first
+    /// use, so a provider that is down at start does not keep the control plane from
+    /// starting.
     pub fn new(services: Services, config: WebConfig) -> Result<Self, aion_services::Error> {
         let providers = oidc::Providers::new(&config)?;
+        let claim_roles = config
+            .claim_rules
+            .iter()
+            .map(|r| {
+                let g = &r.grant;
+                aion_services::claim_roles::RoleBySlug::parse(
+                    &g.scope,
+                    g.organization.as_deref(),
+                    g.project.as_deref(),
+                    &g.role,
+                )
+                .map(|role| (r.clone(), role))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             services,
             config,
             providers,
+            claim_roles,
         })
     }
 }

@@ -196,7 +196,7 @@ async fn callback(
         name: signed_in.name.clone(),
     };
     let user = identity::upsert_oidc_user(svc, &claims, &rid).await?;
-    let roles = rule_roles(&state, &pending.provider, &signed_in.claims)?;
+    let roles = rule_roles(&state, &pending.provider, &signed_in.claims);
     if !roles.is_empty() {
         claim_roles::grant_missing(svc, user, &roles, &rid).await?;
     }
@@ -216,25 +216,12 @@ async fn callback(
         .finish())
 }
 
-fn rule_roles(
-    state: &WebState,
-    provider: &str,
-    claims: &serde_json::Value,
-) -> WebResult<Vec<RoleBySlug>> {
+fn rule_roles(state: &WebState, provider: &str, claims: &serde_json::Value) -> Vec<RoleBySlug> {
     state
-        .config
-        .claim_rules
+        .claim_roles
         .iter()
-        .filter(|r| r.matches(provider, claims))
-        .map(|r| {
-            RoleBySlug::parse(
-                &r.grant.scope,
-                r.grant.organization.as_deref(),
-                r.grant.project.as_deref(),
-                &r.grant.role,
-            )
-            .map_err(WebError::from)
-        })
+        .filter(|(rule, _)| rule.matches(provider, claims))
+        .map(|(_, role)| role.clone())
         .collect()
 }
 
