@@ -242,6 +242,23 @@ async fn every_page_shows_only_to_those_who_may_see_it() {
             }
         }
     }
+    // Malformed addresses and unknown pages are pages too, never problem+json.
+    for path in [
+        "/console/projects/not-a-uuid",
+        "/console/leases/1",
+        "/no-such-page",
+    ] {
+        let page = browsers[0].get(path).await;
+        assert!(page.status.is_client_error(), "{path}: {}", page.status);
+        assert!(
+            page.body.starts_with("<!doctype html>"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // The API keeps answering problems.
+    let api = browsers[0].get("/v1/projects/not-a-uuid").await;
+    assert!(api.body.starts_with('{'), "{}", api.body);
     // Bob's project is as closed to alice as hers is to him.
     let theirs = browsers[0]
         .get(&format!("/console/projects/{}", ids.bob_project))

@@ -105,13 +105,42 @@ pub async fn localize_errors(
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let lang = Lang::of(req.request());
     let reference = crate::session::request_id(req.request());
+    let console = crate::headers::is_console(req.path());
     let res = next.call(req).await?.map_into_boxed_body();
-    let data = res.response().extensions().get::<ErrorPageData>().cloned();
-    let Some(data) = data else {
+    let mut data = res.response().extensions().get::<ErrorPageData>().cloned();
+    if data.is_none() && console && is_problem(&res) {
+        // An extractor shared with the API (a path or query that does not parse) answered
+        // with a problem: a console page shows it as a page, like its own errors.
+        let status = res.status();
+        let (req, response) = res.into_parts();
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap_or_default();
+        let detail = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "The address or its query is malformed.".to_owned());
+        let page = ErrorPageData {
+            status: status.as_u16(),
+            title: status.canonical_reason().unwrap_or("Error"),
+            message: detail,
+        };
+        let html = HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(render(Tr { lang }, &page, &reference));
+        return Ok(actix_web::dev::ServiceResponse::new(req, html));
+    }
+    let Some(data) = data.take() else {
         return Ok(res);
     };
     let body = render(Tr { lang }, &data, &reference);
     Ok(res.map_body(|_, _| actix_web::body::BoxBody::new(body)))
+}
+
+fn is_problem(res: &actix_web::dev::ServiceResponse<actix_web::body::BoxBody>) -> bool {
+    res.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
 }
 
 impl ResponseError for WebError {

@@ -14,7 +14,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 /// Whether a path belongs to the console (the API and its reference page have their own
 /// rules).
-fn is_console(path: &str) -> bool {
+pub(crate) fn is_console(path: &str) -> bool {
     !(path.starts_with("/v1") || path == "/healthz" || path == "/readyz" || path == "/metrics")
 }
 
