@@ -289,6 +289,27 @@ pub async fn get(svc: &Services, caller: &Caller, id: Uuid) -> Result<BillingDoc
     load_doc(&svc.db, caller, id).await
 }
 
+/// The credit notes of an invoice the caller may read, oldest first (none for a
+/// statement or a credit note).
+#[tracing::instrument(skip_all, err, fields(invoice_id = %invoice))]
+pub async fn credit_notes(
+    svc: &Services,
+    caller: &Caller,
+    invoice: Uuid,
+) -> Result<Vec<BillingDocument>> {
+    docs::Entity::find_by_id(invoice)
+        .one(&svc.db)
+        .await?
+        .filter(|d| reads_billing(caller, OrganizationId(d.organization_id)))
+        .ok_or(Error::NotFound("invoice"))?;
+    let rows = docs::Entity::find()
+        .filter(docs::Column::CreditsId.eq(invoice))
+        .order_by_asc(docs::Column::Id)
+        .all(&svc.db)
+        .await?;
+    with_lines(&svc.db, rows).await
+}
+
 /// The organisation's finalised documents, oldest first (cursor: the last id).
 pub async fn list(
     svc: &Services,

@@ -6,12 +6,12 @@ use super::{FormErrors, require_operator, unprocessable};
 use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
+use crate::forms;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::billing::DocumentKind;
 use aion_services::invoices::{self, NewCreditNote};
 use aion_services::organizations::{self as orgs, Organization};
-use aion_services::pagination::PageRequest;
 use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -26,6 +26,8 @@ struct DocPage {
     credit_notes: Vec<Doc>,
     reason: String,
     amount: String,
+    /// Idempotency key of the credit form, minted with the page.
+    idem: String,
     problems: FormErrors,
     shown: &'static [&'static str],
 }
@@ -46,15 +48,10 @@ async fn doc_page(
 ) -> WebResult<Result<String, askama::Error>> {
     let d = invoices::get(&state.services, &s.caller, id).await?;
     let org = orgs::get(&state.services, &s.caller, d.organization_id).await?;
-    // Credit notes come after their invoice in the organisation's list; the next 200
-    // documents hold them unless the organisation was billed for years since.
     let credit_notes = if d.kind == DocumentKind::Invoice {
-        let page = PageRequest::parse(Some(200), None)?;
-        invoices::list(&state.services, &s.caller, org.id, &page)
+        invoices::credit_notes(&state.services, &s.caller, id)
             .await?
-            .items
             .into_iter()
-            .filter(|n| n.credits_id == Some(id))
             .map(doc)
             .collect()
     } else {
@@ -68,6 +65,8 @@ async fn doc_page(
         credit_notes,
         reason: form.reason.clone(),
         amount: form.amount.clone().unwrap_or_default(),
+        // A fresh key on every render: a refused form created nothing.
+        idem: forms::new_idempotency_key(),
         problems,
         shown: &["reason", "amount"],
     }
@@ -104,6 +103,8 @@ pub struct CreditForm {
     pub reason: String,
     /// Net EUR to credit; blank credits the whole invoice (what is left of it).
     pub amount: Option<String>,
+    /// Idempotency key minted with the form.
+    pub idem: Option<String>,
 }
 
 /// `POST /admin/invoices/{id}/credit-notes` (platform admins): issues the credit note
@@ -116,8 +117,9 @@ pub async fn credit(
     let FormPost { session: s, form } = post;
     require_operator(&s)?;
     let id = super::path_id(&id)?;
+    let key = forms::idempotency_key(form.idem.as_deref())?;
     let issued = match NewCreditNote::parse(&form.reason, super::non_blank(&form.amount)) {
-        Ok(cmd) => invoices::credit(&state.services, &s.caller, id, cmd, None).await,
+        Ok(cmd) => invoices::credit(&state.services, &s.caller, id, cmd, key.as_ref()).await,
         Err(e) => Err(e),
     };
     match issued {

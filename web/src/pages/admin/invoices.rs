@@ -7,6 +7,7 @@ use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::billing::{BillingDocument, DocumentKind, Month};
@@ -117,6 +118,8 @@ struct MonthPage {
     all_final: bool,
     finals: Vec<Doc>,
     next: Option<String>,
+    /// Idempotency key of the finalise form, minted with the page.
+    idem: String,
     problems: FormErrors,
     shown: &'static [&'static str],
 }
@@ -156,6 +159,8 @@ async fn month_page(
         finals: finals.items.into_iter().map(doc).collect(),
         next,
         org,
+        // A fresh key on every render: a refused finalisation stored nothing.
+        idem: forms::new_idempotency_key(),
         problems,
         shown: &[],
     }
@@ -193,23 +198,27 @@ pub async fn show_month(
     )
 }
 
-/// The body of forms that only carry the CSRF token.
+/// The finalise button's form: its CSRF token and the idempotency key minted with it.
 #[derive(Debug, Deserialize)]
-pub struct Empty {}
+pub struct FinaliseForm {
+    /// Idempotency key minted with the form.
+    pub idem: Option<String>,
+}
 
 /// `POST /admin/organizations/{id}/invoices/{month}/finalise` (platform admins, once
 /// the month is over); the domain's refusal is shown on the month's page.
 pub async fn finalise(
-    post: FormPost<Empty>,
+    post: FormPost<FinaliseForm>,
     state: web::Data<WebState>,
     path: web::Path<(String, String)>,
 ) -> WebResult<HttpResponse> {
-    let s = post.session;
+    let FormPost { session: s, form } = post;
     require_operator(&s)?;
     let (org, raw) = path.into_inner();
     let org = super::path_id(&org)?;
     let month = Month::parse("month", &raw)?;
-    match invoices::finalise(&state.services, &s.caller, org.into(), month, None).await {
+    let key = forms::idempotency_key(form.idem.as_deref())?;
+    match invoices::finalise(&state.services, &s.caller, org.into(), month, key.as_ref()).await {
         Ok(stored) => {
             // A month without lines stores nothing: say so rather than claim success.
             let notice = if stored.is_empty() {

@@ -7,6 +7,7 @@ use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::{WebError, WebResult};
 use crate::format;
+use crate::forms::Empty;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::Error;
@@ -209,10 +210,6 @@ fn operation(raw: &str) -> Option<(Operation, &'static str)> {
         _ => None,
     }
 }
-
-/// The body of forms that only carry the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
 
 /// `POST /admin/nodes/{id}/{cordon|uncordon|drain}` (platform admins).
 pub async fn operate(

@@ -6,6 +6,7 @@ use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms;
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::organizations::{self as orgs, NewOrganization, Organization};
@@ -62,6 +63,8 @@ pub struct OrgForm {
     /// Country code.
     #[serde(default)]
     pub country: String,
+    /// Idempotency key minted with the form.
+    pub idem: Option<String>,
 }
 
 #[derive(Template)]
@@ -71,6 +74,8 @@ struct NewPage {
     can_act: bool,
     form: OrgForm,
     kinds: Vec<&'static str>,
+    /// Idempotency key of the form, minted with the page.
+    idem: String,
     problems: FormErrors,
     shown: &'static [&'static str],
 }
@@ -95,6 +100,7 @@ pub async fn new(s: Session) -> WebResult<HttpResponse> {
                 ..OrgForm::default()
             },
             kinds: kinds(),
+            idem: forms::new_idempotency_key(),
             problems: FormErrors::default(),
             shown: SHOWN_FIELDS,
         }
@@ -110,8 +116,9 @@ pub async fn create(
     let FormPost { session: s, form } = post;
     require_operator(&s)?;
     let country = Some(form.country.trim()).filter(|c| !c.is_empty());
+    let key = forms::idempotency_key(form.idem.as_deref())?;
     let created = match NewOrganization::parse(&form.slug, &form.name, &form.kind, country) {
-        Ok(cmd) => orgs::create(&state.services, &s.caller, cmd, None).await,
+        Ok(cmd) => orgs::create(&state.services, &s.caller, cmd, key.as_ref()).await,
         Err(e) => Err(e),
     };
     match created {
@@ -125,6 +132,8 @@ pub async fn create(
                 can_act: s.caller.is_platform_admin(),
                 form,
                 kinds: kinds(),
+                // A fresh key: the refused form created nothing.
+                idem: forms::new_idempotency_key(),
                 problems: FormErrors::from_error(e)?,
                 shown: SHOWN_FIELDS,
             }

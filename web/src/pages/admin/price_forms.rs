@@ -26,6 +26,8 @@ pub struct PriceForm {
     pub discount: String,
     /// (GPU model, GPU-hour price as typed) for every model, in [`GpuModel::ALL`] order.
     pub prices: Vec<(&'static str, String)>,
+    /// Idempotency key minted with the form.
+    pub idem: Option<String>,
 }
 
 /// Name of the price input of a model (`price.H100-80GB`).
@@ -57,6 +59,7 @@ impl PriceForm {
                 .iter()
                 .map(|m| (m.name(), get(&price_field(m.name()))))
                 .collect(),
+            idem: f.get("idem").cloned(),
         }
     }
 

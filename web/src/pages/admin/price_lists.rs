@@ -7,6 +7,7 @@ use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::WebResult;
 use crate::format;
+use crate::forms::{self, Empty};
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, web};
 use aion_services::organizations::{self as orgs, Organization};
@@ -34,10 +35,6 @@ struct Row {
     created_by: String,
     created_at: String,
 }
-
-/// The body of forms that only carry the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
 
 /// `POST /admin/price-lists/{id}/withdraw`: withdraws a version that has not taken
 /// effect yet (platform admins); the domain refuses one already in effect (409 page).
@@ -172,6 +169,8 @@ struct NewPage {
     form: PriceForm,
     kinds: Vec<&'static str>,
     organizations: Vec<Organization>,
+    /// Idempotency key of the form, minted with the page.
+    idem: String,
     problems: FormErrors,
     shown: &'static [&'static str],
 }
@@ -202,6 +201,8 @@ async fn new_page(
         form,
         kinds: OrganizationKind::ALL.iter().map(|k| k.as_str()).collect(),
         organizations,
+        // A fresh key on every render: a refused form published nothing.
+        idem: forms::new_idempotency_key(),
         problems,
         shown: SHOWN_FIELDS,
     }
@@ -224,8 +225,9 @@ pub async fn create(
     let FormPost { session: s, form } = post;
     require_operator(&s)?;
     let form = PriceForm::from_fields(&form);
+    let key = forms::idempotency_key(form.idem.as_deref())?;
     let created = match form.command() {
-        Ok(cmd) => price_lists::create(&state.services, &s.caller, cmd, None).await,
+        Ok(cmd) => price_lists::create(&state.services, &s.caller, cmd, key.as_ref()).await,
         Err(e) => Err(e),
     };
     match created {

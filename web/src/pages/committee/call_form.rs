@@ -37,6 +37,8 @@ pub struct CallForm {
     /// Last day of the grants.
     #[serde(default)]
     pub period_end_on: String,
+    /// Idempotency key minted with the form.
+    pub idem: Option<String>,
 }
 
 /// Which edge of a day a date stands for.

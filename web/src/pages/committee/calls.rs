@@ -6,6 +6,7 @@ use crate::WebState;
 use crate::chrome::{Chrome, html, see_other};
 use crate::error::{WebError, WebResult};
 use crate::format;
+use crate::forms::{self, Empty};
 use crate::session::{FormPost, Session};
 use actix_web::{HttpResponse, http::StatusCode, web};
 use aion_mig::GpuModel;
@@ -53,6 +54,8 @@ struct CallsPage {
     orgs: Vec<OrgName>,
     models: Vec<&'static str>,
     form: CallForm,
+    /// Idempotency key of the create form, minted with the page.
+    idem: String,
     errors: FieldErrors,
 }
 
@@ -132,6 +135,8 @@ async fn render(
         orgs,
         models: GpuModel::ALL.iter().map(|m| m.name()).collect(),
         form,
+        // A fresh key on every render: a refused form created nothing.
+        idem: forms::new_idempotency_key(),
         errors,
     };
     let mut response = html(page.render())?;
@@ -171,6 +176,7 @@ pub async fn create(
     let FormPost { session: s, form } = post;
     // The panel's own check first: someone who allocates for no one gets 403.
     committee::committee_orgs(&s.caller)?;
+    let key = forms::idempotency_key(form.idem.as_deref())?;
     let outcome = match form.parse() {
         Err(errors) => Err(errors),
         Ok(p) => {
@@ -186,13 +192,16 @@ pub async fn create(
                 period_end: p.period_end,
             };
             let created = match NewCall::parse(fields) {
-                Ok(cmd) => calls::create(&state.services, &s.caller, cmd, None).await,
+                Ok(cmd) => calls::create(&state.services, &s.caller, cmd, key.as_ref()).await,
                 Err(e) => Err(e),
             };
             match created {
                 Ok(call) => Ok(call),
                 Err(Error::Validation(fields)) => Err(fields),
                 Err(Error::Conflict(m)) => Err(FieldErrors::from([("form".to_owned(), m)])),
+                Err(e @ Error::IdempotencyMismatch) => {
+                    Err(FieldErrors::from([("form".to_owned(), e.to_string())]))
+                }
                 Err(other) => return Err(other.into()),
             }
         }
@@ -237,10 +246,6 @@ pub async fn close(
     )
     .await
 }
-
-/// A form with no field but its CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
 
 async fn transition(
     post: FormPost<Empty>,
