@@ -17,7 +17,6 @@ use crate::authz::Caller;
 use crate::entities::{gpus, lease_placements, leases, nodes};
 use crate::error::{Error, Result};
 use crate::lease_state::LeaseState;
-use crate::nodes::NodeState;
 use aion_mig::{GpuState, ProfileId};
 use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationDef};
 use std::collections::{BTreeMap, HashMap};
@@ -29,13 +28,6 @@ pub const SLICES_PER_GPU: u8 = aion_mig::profile::COMPUTE_SLICES;
 /// NVML profile id of the `3g` profile (`3g.40gb` on an H100-80GB), the yardstick of
 /// fragmentation.
 pub const THREE_G: ProfileId = ProfileId::new(9);
-
-/// Lease states that hold placements on GPUs.
-const PLACED: [LeaseState; 3] = [
-    LeaseState::Scheduled,
-    LeaseState::Active,
-    LeaseState::Releasing,
-];
 
 /// One GPU as the picture shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,14 +149,13 @@ pub async fn read(svc: &Services, caller: &Caller) -> Result<FleetOccupancy> {
         .into_tuple()
         .all(&svc.db)
         .await?;
-    let placed: Vec<&str> = PLACED.iter().map(|s| s.as_str()).collect();
     let placements: Vec<(Uuid, i32, i32)> = lease_placements::Entity::find()
         .select_only()
         .column(lease_placements::Column::GpuId)
         .column(lease_placements::Column::ProfileId)
         .column(lease_placements::Column::Start)
         .join(JoinType::InnerJoin, placement_lease())
-        .filter(leases::Column::State.is_in(placed))
+        .filter(leases::Column::State.is_in(LeaseState::placed_names()))
         .into_tuple()
         .all(&svc.db)
         .await?;
@@ -201,21 +192,22 @@ fn aggregate(mut gpu_rows: Vec<GpuRow>, placements: Vec<(Uuid, i32, i32)>) -> Fl
     }
     // Node by node (host name, then node id), GPUs by index within a node.
     gpu_rows.sort_by(|a, b| (&a.6, a.1, a.7).cmp(&(&b.6, b.1, b.7)));
-    let mut groups: BTreeMap<(String, String), Occupancy> = BTreeMap::new();
-    let mut last_node: Option<Uuid> = None;
+    // Each group with the last node counted in it: rows come node by node, so a node is
+    // counted once in every group it has GPUs in (a node with two GPU models in two).
+    let mut groups: BTreeMap<(String, String), (Occupancy, Option<Uuid>)> = BTreeMap::new();
     for (gpu, node, site, model, node_state, health, _host, _index) in gpu_rows {
-        let group = groups
+        let (group, last_node) = groups
             .entry((site.clone(), model.clone()))
-            .or_insert_with(|| Occupancy::new(&site, &model));
-        if last_node != Some(node) {
+            .or_insert_with(|| (Occupancy::new(&site, &model), None));
+        if *last_node != Some(node) {
             group.nodes += 1;
-            last_node = Some(node);
+            *last_node = Some(node);
         }
-        let placeable = node_state == NodeState::Ready.as_str() && health == "ok";
+        let placeable = crate::nodes::placeable(&node_state, &health);
         group.add(states.get(&gpu).copied().unwrap_or_default(), placeable);
     }
     FleetOccupancy {
-        groups: groups.into_values().collect(),
+        groups: groups.into_values().map(|(group, _)| group).collect(),
     }
 }
 
@@ -289,5 +281,37 @@ mod tests {
         );
         let sites: Vec<_> = fleet.groups.iter().map(|g| g.site.as_str()).collect();
         assert_eq!(sites, ["lyon", "paris"]);
+    }
+
+    #[test]
+    fn a_node_with_two_gpu_models_counts_in_both_groups() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut a_h100 = row(a, "paris", "ready");
+        a_h100.6 = "host-a".into();
+        let mut a_h200 = a_h100.clone();
+        (a_h200.0, a_h200.3, a_h200.7) = (Uuid::new_v4(), "H200".into(), 1);
+        let mut b_h200 = row(b, "paris", "ready");
+        (b_h200.3, b_h200.6) = ("H200".into(), "host-b".into());
+        // Node by node: a's H100, a's H200, b's H200. a counts once in each group.
+        let fleet = aggregate(vec![b_h200, a_h200, a_h100], vec![]);
+        let counts: Vec<_> = fleet
+            .groups
+            .iter()
+            .map(|g| (g.gpu_model.as_str(), g.nodes, g.gpus))
+            .collect();
+        assert_eq!(counts, [("H100-80GB", 1, 1), ("H200", 2, 2)]);
+    }
+
+    #[test]
+    fn only_ok_gpus_of_ready_nodes_are_placeable() {
+        let node = Uuid::new_v4();
+        let mut sick = row(node, "paris", "ready");
+        sick.5 = "unhealthy".into();
+        sick.7 = 1;
+        let fleet = aggregate(vec![row(node, "paris", "ready"), sick], vec![]);
+        let g = &fleet.groups[0];
+        assert_eq!((g.nodes, g.free, g.unavailable), (1, 7, 7));
+        let placeable: Vec<_> = g.cells.iter().map(|c| c.placeable).collect();
+        assert_eq!(placeable, [true, false]);
     }
 }

@@ -48,6 +48,9 @@ impl LeaseState {
         Self::Releasing,
     ];
 
+    /// States in which a lease holds placements on GPUs.
+    pub const PLACED: [LeaseState; 3] = [Self::Scheduled, Self::Active, Self::Releasing];
+
     /// The stored and wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,6 +95,11 @@ impl LeaseState {
     /// Names of the live states, for SQL `IN` filters.
     pub fn live_names() -> Vec<&'static str> {
         Self::LIVE.iter().map(|s| s.as_str()).collect()
+    }
+
+    /// Names of the placed states, for SQL `IN` filters.
+    pub fn placed_names() -> Vec<&'static str> {
+        Self::PLACED.iter().map(|s| s.as_str()).collect()
     }
 }
 

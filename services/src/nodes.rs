@@ -77,6 +77,12 @@ impl NodeState {
     }
 }
 
+/// Whether the scheduler may place new instances on a GPU whose node is in `node_state`
+/// and whose own health is `health` (stored names): a `ready` node and an `ok` GPU.
+pub(crate) fn placeable(node_state: &str, health: &str) -> bool {
+    node_state == NodeState::Ready.as_str() && health == crate::agent_input::Health::Ok.as_str()
+}
+
 /// A node as listed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Node {

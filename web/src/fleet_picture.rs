@@ -3,6 +3,7 @@
 //! Drawn on the server as text (every text escaped here), shown with a legend and a
 //! table of the same figures for readers who cannot see it.
 
+use crate::charts::escape;
 use aion_services::fleet_occupancy::GpuFill;
 use std::fmt::Write;
 
@@ -32,22 +33,6 @@ pub fn colour(used: u8) -> &'static str {
 
 /// Outline of GPUs that take no placements (node not ready, or GPU unhealthy).
 pub const UNAVAILABLE_STROKE: &str = "#b3261e";
-
-/// Escapes text for SVG (XML) content and attribute values.
-pub fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for ch in raw.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Top-left corner of cell `i`.
 fn position(i: usize) -> (usize, usize) {

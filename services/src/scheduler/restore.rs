@@ -26,17 +26,6 @@ use uuid::Uuid;
 /// Reserved node label: whether new instances may go there.
 pub const PLACEABLE_LABEL: &str = "aion.placeable";
 
-/// The states of a lease that holds placements.
-pub(crate) const PLACED: [LeaseState; 3] = [
-    LeaseState::Scheduled,
-    LeaseState::Active,
-    LeaseState::Releasing,
-];
-
-pub(crate) fn placed_names() -> Vec<&'static str> {
-    PLACED.iter().map(|s| s.as_str()).collect()
-}
-
 /// A GPU as the database knows it.
 #[derive(Clone, Debug)]
 pub(crate) struct GpuRef {
@@ -193,7 +182,7 @@ fn build_fleet(node_rows: &[nodes::Model], gpu_rows: &[gpus::Model]) -> (Fleet, 
                 tracing::warn!(gpu = %g.uuid, model = %g.model, "GPU of unknown model left out");
                 continue;
             };
-            let placeable = n.state == "ready" && g.health == "ok";
+            let placeable = crate::nodes::placeable(&n.state, &g.health);
             parts.entry((model, placeable)).or_default().push(g);
         }
         for ((model, placeable), list) in parts {
@@ -231,7 +220,7 @@ async fn live_placements(db: &impl ConnectionTrait) -> Result<Vec<(Uuid, Uuid, i
         .column(lease_placements::Column::Start)
         .column(leases::Column::Preemptible)
         .join(JoinType::InnerJoin, placement_lease())
-        .filter(leases::Column::State.is_in(placed_names()))
+        .filter(leases::Column::State.is_in(LeaseState::placed_names()))
         .into_tuple()
         .all(db)
         .await?)
@@ -249,7 +238,7 @@ pub(crate) async fn placed_lease_ids(db: &impl ConnectionTrait) -> Result<Vec<Uu
     Ok(leases::Entity::find()
         .select_only()
         .column(leases::Column::Id)
-        .filter(leases::Column::State.is_in(placed_names()))
+        .filter(leases::Column::State.is_in(LeaseState::placed_names()))
         .into_tuple()
         .all(db)
         .await?)
@@ -258,7 +247,7 @@ pub(crate) async fn placed_lease_ids(db: &impl ConnectionTrait) -> Result<Vec<Uu
 /// How many leases hold placements in the database.
 pub(crate) async fn placed_lease_count(db: &impl ConnectionTrait) -> Result<i64> {
     count(
-        leases::Entity::find().filter(leases::Column::State.is_in(placed_names())),
+        leases::Entity::find().filter(leases::Column::State.is_in(LeaseState::placed_names())),
         db,
     )
     .await
