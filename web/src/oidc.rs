@@ -209,17 +209,18 @@ impl Providers {
     }
 
     async fn metadata(&self, p: &ProviderConfig) -> Result<ProviderMetadataWithLogout, Error> {
-        let mut discovered = self.discovered.lock().await;
-        if let Some(d) = discovered.get(&p.name)
+        if let Some(d) = self.discovered.lock().await.get(&p.name)
             && d.at.elapsed() < METADATA_TTL
         {
             return Ok(d.metadata.clone());
         }
+        // Fetched without the lock: a slow or unreachable provider must not hold up
+        // sign-ins through the others.
         let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| unavailable(&p.name, e))?;
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| unavailable(&p.name, e))?;
-        discovered.insert(
+        self.discovered.lock().await.insert(
             p.name.clone(),
             Discovered {
                 metadata: metadata.clone(),
