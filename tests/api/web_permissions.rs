@@ -401,3 +401,41 @@ fn assert_labelled(html: &str, path: &str) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_submitted_twice_acts_once() {
+    let app = TestApp::spawn_dev(Backend::Sqlite, 0, |_| {}).await;
+    let olga = WebClient::new(&app.base);
+    olga.dev_sign_in("olga").await;
+    let form = olga.get("/admin/organizations/new").await.expect(200);
+    let (csrf, idem) = (form.csrf(), form.field("idem").expect("an idempotency key"));
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("idem", idem.as_str()),
+        ("name", "Orion Robotics"),
+        ("slug", "orion"),
+        ("kind", "industry"),
+        ("country", "DE"),
+    ];
+    // A double click: both answers lead to the same organisation.
+    let first = olga
+        .post_raw("/admin/organizations", &fields)
+        .await
+        .redirect();
+    let second = olga
+        .post_raw("/admin/organizations", &fields)
+        .await
+        .redirect();
+    assert_eq!(first, second);
+    let orgs = app.get("/v1/organizations", &app.admin).await.expect(200);
+    let orion = orgs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["slug"] == "orion")
+        .count();
+    assert_eq!(orion, 1);
+    // A new form gets a new key.
+    let again = olga.get("/admin/organizations/new").await.expect(200);
+    assert_ne!(again.field("idem").unwrap(), idem);
+}

@@ -147,7 +147,9 @@ async fn render(
             // Closed calls are not in the open list; at most one read per page row.
             let title = match calls::get(svc, &s.caller, r.call_id).await {
                 Ok(call) => call.title,
-                Err(_) => r.call_id.to_string(),
+                // A call the person may no longer see is named by its id.
+                Err(aion_services::Error::NotFound(_)) => r.call_id.to_string(),
+                Err(e) => return Err(e.into()),
             };
             slot.insert(title);
         }

@@ -153,12 +153,12 @@ async fn render(
 async fn org_people(svc: &Services, caller: &Caller, project: Uuid) -> WebResult<Vec<Member>> {
     let p = projects::get(svc, caller, ProjectId(project)).await?;
     let all = PageRequest::parse(Some(200), None)?;
-    Ok(
-        members::list(svc, caller, Scope::Organization(p.organization_id), &all)
-            .await
-            .map(|page| page.items)
-            .unwrap_or_default(),
-    )
+    match members::list(svc, caller, Scope::Organization(p.organization_id), &all).await {
+        Ok(page) => Ok(page.items),
+        // A lead without a role in the organisation may not list it: nobody to offer.
+        Err(Error::NotFound(_) | Error::Forbidden(_)) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /console/projects/{id}/members`: anyone who may see the project; the forms only
