@@ -14,6 +14,7 @@ mod m20261125_000008_pricing;
 mod m20261125_000009_carbon;
 mod m20261125_000010_billing;
 mod m20261126_000011_web_sessions;
+mod m20261126_000012_fleet_revision;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_carbon::Migration),
             Box::new(m20261125_000010_billing::Migration),
             Box::new(m20261126_000011_web_sessions::Migration),
+            Box::new(m20261126_000012_fleet_revision::Migration),
         ]
     }
 }

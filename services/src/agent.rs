@@ -78,11 +78,19 @@ pub async fn notify_nodes(txn: &impl ConnectionTrait, ids: &[NodeId]) -> Result<
     if txn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    for id in ids {
+    // One notice per node (the listeners' format), all sent in one round trip per chunk.
+    for chunk in ids.chunks(500) {
+        let rows: Vec<String> = (2..chunk.len() + 2).map(|i| format!("(${i})")).collect();
+        let sql = format!(
+            "SELECT pg_notify($1, node) FROM (VALUES {}) AS changed(node)",
+            rows.join(", ")
+        );
+        let mut values: Vec<sea_orm::Value> = vec![NOTIFY_CHANNEL.into()];
+        values.extend(chunk.iter().map(|id| id.to_string().into()));
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [NOTIFY_CHANNEL.into(), id.to_string().into()],
+            sql,
+            values,
         ))
         .await?;
     }
@@ -153,8 +161,10 @@ pub async fn register(
     }
     .insert(&txn)
     .await?;
-    for g in &reg.gpus {
-        gpus::ActiveModel {
+    let gpu_rows: Vec<gpus::ActiveModel> = reg
+        .gpus
+        .iter()
+        .map(|g| gpus::ActiveModel {
             id: Set(GpuId::new().0),
             node_id: Set(node.0),
             uuid: Set(g.uuid.clone()),
@@ -163,9 +173,10 @@ pub async fn register(
             memory_mib: Set(g.memory_mib),
             mig_enabled: Set(g.mig_enabled),
             health: Set("ok".to_owned()),
-        }
-        .insert(&txn)
-        .await?;
+        })
+        .collect();
+    if !gpu_rows.is_empty() {
+        gpus::Entity::insert_many(gpu_rows).exec(&txn).await?;
     }
     let issued = issue(&txn, node, now).await?;
     audit::append(
@@ -186,6 +197,7 @@ pub async fn register(
     )
     .await?;
     notify_nodes(&txn, &[node]).await?;
+    crate::nodes::bump_fleet_revision(&txn).await?;
     txn.commit().await?;
     svc.events.node_changed();
     svc.events.wake_scheduler();

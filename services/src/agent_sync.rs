@@ -187,6 +187,9 @@ async fn beat(
     }
     let txn = svc.write_txn().await?;
     let (model, changed) = heartbeat(&txn, node, svc.clock.now(), request_id).await?;
+    if changed {
+        crate::nodes::bump_fleet_revision(&txn).await?;
+    }
     txn.commit().await?;
     if changed {
         svc.events.node_changed();
@@ -417,8 +420,10 @@ pub async fn report_status(
         return Err(Error::Validation(fields));
     }
     let (_, came_back) = heartbeat(&txn, node, now, request_id).await?;
+    let mut placeable_changed = came_back;
     for (uuid, health) in &report.gpus {
         if own.get(uuid).is_some_and(|g| g.health != health.as_str()) {
+            placeable_changed = true;
             gpus::Entity::update_many()
                 .col_expr(gpus::Column::Health, Expr::value(health.as_str()))
                 .filter(gpus::Column::Uuid.eq(uuid.as_str()))
@@ -463,6 +468,9 @@ pub async fn report_status(
         .await?
         .map(|n| n.desired_revision)
         .ok_or(Error::NotFound("node"))?;
+    if placeable_changed {
+        crate::nodes::bump_fleet_revision(&txn).await?;
+    }
     txn.commit().await?;
     if moved.changed > 0 {
         svc.events.lease_changed();

@@ -13,7 +13,7 @@ use crate::Services;
 use crate::agent::notify_nodes;
 use crate::audit::{self, Record};
 use crate::authz::Caller;
-use crate::entities::{gpus, lease_placements, leases, nodes};
+use crate::entities::{fleet_revision, gpus, lease_placements, leases, nodes};
 use crate::error::{Error, Result};
 use crate::ids::{GpuId, LeaseId, NodeId};
 use crate::join_tokens::{Labels, stored_labels};
@@ -350,6 +350,7 @@ pub async fn operate(svc: &Services, caller: &Caller, id: NodeId, op: Operation)
         .one(&txn)
         .await?
         .ok_or(Error::NotFound("node"))?;
+    bump_fleet_revision(&txn).await?;
     txn.commit().await?;
     svc.events.node_changed();
     if to == NodeState::Ready {
@@ -358,7 +359,33 @@ pub async fn operate(svc: &Services, caller: &Caller, id: NodeId, op: Operation)
     from_model(node)
 }
 
+/// Bumps the fleet revision in `txn`, so the scheduler rebuilds its fleet once `txn`
+/// commits. Every change to what is placeable calls it (a node registered, a node's
+/// state, a GPU's health), last before its commit: the row is shared by all of them, and
+/// taking it last keeps its lock short and its order after any node row's.
+pub(crate) async fn bump_fleet_revision(txn: &impl ConnectionTrait) -> Result<()> {
+    fleet_revision::Entity::update_many()
+        .col_expr(
+            fleet_revision::Column::Revision,
+            Expr::col(fleet_revision::Column::Revision).add(1),
+        )
+        .filter(fleet_revision::Column::Id.eq(1))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The fleet revision as committed (see [`bump_fleet_revision`]).
+pub(crate) async fn fleet_revision(db: &impl ConnectionTrait) -> Result<i64> {
+    fleet_revision::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .map(|r| r.revision)
+        .ok_or_else(|| Error::Internal("fleet revision row is missing".into()))
+}
+
 /// Moves a node `from → to` (only if still in `from`) and bumps its desired revision.
+/// The caller bumps the fleet revision before it commits.
 pub(crate) async fn set_state(
     txn: &impl ConnectionTrait,
     id: NodeId,
@@ -449,6 +476,7 @@ pub async fn mark_unreachable_after(
     }
     let typed: Vec<NodeId> = ids.iter().copied().map(NodeId).collect();
     notify_nodes(&txn, &typed).await?;
+    bump_fleet_revision(&txn).await?;
     txn.commit().await?;
     svc.events.node_changed();
     Ok(ids.len() as u64)

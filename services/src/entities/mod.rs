@@ -10,6 +10,7 @@ pub mod billing_documents;
 pub mod billing_lines;
 pub mod calls;
 pub mod carbon_intensities;
+pub mod fleet_revision;
 pub mod gpu_slot_claims;
 pub mod gpus;
 pub mod grant_ledger;

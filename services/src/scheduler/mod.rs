@@ -28,6 +28,14 @@ use tokio::sync::watch;
 const FOLLOWER_RETRY: Duration = Duration::from_secs(3);
 /// How often the fleet is rebuilt from the database even when nothing seems to change.
 const RESYNC: chrono::Duration = chrono::Duration::seconds(60);
+/// How often the leader's ticks also do the work that does not depend on the batch: the
+/// leadership probe, unreachable nodes, leases at their end, grant warnings and leases
+/// ended elsewhere. Under load the scheduler ticks once per admission batch (hundreds
+/// of times a second); those reads then cost more than placing. Placement safety does not
+/// depend on them: the batch commit is fenced by the epoch, and a lease that ended
+/// elsewhere only keeps its slots in the engine a little longer. Leases still expire
+/// within this of their end (plus one tick).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
 
 /// Settings of the scheduler.
 #[derive(Clone, Debug)]
@@ -107,9 +115,14 @@ impl SchedulerState {
         self.view = None;
     }
 
-    /// Rebuilds the view when missing, when the node table changed, or periodically;
-    /// then releases in the engine the leases that ended elsewhere.
-    async fn refresh(&mut self, svc: &Services, now: DateTime<Utc>) -> Result<()> {
+    /// Rebuilds the view when missing, when the fleet revision moved, or periodically;
+    /// then, with `housekeeping`, releases in the engine the leases that ended elsewhere.
+    async fn refresh(
+        &mut self,
+        svc: &Services,
+        now: DateTime<Utc>,
+        housekeeping: bool,
+    ) -> Result<()> {
         let stale = match &self.view {
             None => true,
             Some(v) => {
@@ -129,6 +142,9 @@ impl SchedulerState {
         let Some(view) = self.view.as_mut() else {
             return Ok(());
         };
+        if !housekeeping && !stale {
+            return Ok(());
+        }
         let in_db = usize::try_from(restore::placed_lease_count(&svc.db).await?).unwrap_or(0);
         if in_db != view.placed_count() + self.unaccounted {
             let live: std::collections::HashSet<uuid::Uuid> = restore::placed_lease_ids(&svc.db)
@@ -158,7 +174,18 @@ pub async fn run_once(
     state: &mut SchedulerState,
     now: DateTime<Utc>,
 ) -> Result<BatchReport> {
-    let result = tick(svc, state, now).await;
+    run_tick(svc, state, now, true).await
+}
+
+/// One tick; without `housekeeping` only the fleet revision is checked and a batch
+/// placed (see [`HOUSEKEEPING_EVERY`]).
+async fn run_tick(
+    svc: &Services,
+    state: &mut SchedulerState,
+    now: DateTime<Utc>,
+    housekeeping: bool,
+) -> Result<BatchReport> {
+    let result = tick(svc, state, now, housekeeping).await;
     if result.is_err() {
         state.invalidate();
     }
@@ -169,19 +196,25 @@ async fn tick(
     svc: &Services,
     state: &mut SchedulerState,
     now: DateTime<Utc>,
+    housekeeping: bool,
 ) -> Result<BatchReport> {
-    // Nodes that stopped heartbeating leave the placeable set (the refresh sees them).
-    let timeout =
-        chrono::Duration::from_std(state.config.node_timeout).unwrap_or(chrono::Duration::MAX);
-    match crate::nodes::mark_unreachable_after(svc, now, timeout).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(nodes = n, "scheduler: nodes marked unreachable"),
-        Err(e) => tracing::warn!(error = %e, "scheduler: cannot mark unreachable nodes"),
+    if housekeeping {
+        // Nodes that stopped heartbeating leave the placeable set (the refresh sees them).
+        let timeout =
+            chrono::Duration::from_std(state.config.node_timeout).unwrap_or(chrono::Duration::MAX);
+        match crate::nodes::mark_unreachable_after(svc, now, timeout).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(nodes = n, "scheduler: nodes marked unreachable"),
+            Err(e) => tracing::warn!(error = %e, "scheduler: cannot mark unreachable nodes"),
+        }
     }
-    state.refresh(svc, now).await?;
-    let expired = ends::expire_active(svc, state, now).await?;
-    if let Err(e) = ends::warn_grants_ending(svc, now).await {
-        tracing::warn!(error = %e, "scheduler: cannot raise grant end warnings");
+    state.refresh(svc, now, housekeeping).await?;
+    let mut expired = 0;
+    if housekeeping {
+        expired = ends::expire_active(svc, state, now).await?;
+        if let Err(e) = ends::warn_grants_ending(svc, now).await {
+            tracing::warn!(error = %e, "scheduler: cannot raise grant end warnings");
+        }
     }
     let mut report = batch::place_pending(svc, state, now).await?;
     report.expired = expired;
@@ -218,15 +251,20 @@ async fn lead_until_lost(
     shutdown: &mut watch::Receiver<bool>,
 ) {
     let mut state = SchedulerState::new(config.clone()).fenced(lead.epoch());
+    let mut last_housekeeping: Option<tokio::time::Instant> = None;
     loop {
         if *shutdown.borrow() {
             lead.resign().await;
             return;
         }
-        if !lead.is_held().await {
-            return;
+        let housekeeping = last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY);
+        if housekeeping {
+            if !lead.is_held().await {
+                return;
+            }
+            last_housekeeping = Some(tokio::time::Instant::now());
         }
-        let more = match run_once(svc, &mut state, svc.clock.now()).await {
+        let more = match run_tick(svc, &mut state, svc.clock.now(), housekeeping).await {
             // A full batch means more may be waiting: go on at once.
             Ok(r) => r.examined as u64 >= config.batch_size && r.placed + r.failed > 0,
             Err(e) => {

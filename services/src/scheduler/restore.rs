@@ -35,43 +35,16 @@ pub(crate) struct GpuRef {
     pub model: GpuModel,
 }
 
-/// A cheap summary of the node table: a change means the fleet must be rebuilt.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Fingerprint {
-    node_states: BTreeMap<String, i64>,
-    healthy_gpus: i64,
-    gpus: i64,
-}
+/// What the fleet looked like when read: the fleet revision, which every change to what
+/// is placeable bumps (see `nodes::bump_fleet_revision`). One row, read once per tick,
+/// whatever the size of the fleet; a change means the fleet must be rebuilt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fingerprint(i64);
 
 impl Fingerprint {
     pub async fn read(db: &impl ConnectionTrait) -> Result<Self> {
-        let rows: Vec<(String, i64)> = nodes::Entity::find()
-            .select_only()
-            .column(nodes::Column::State)
-            .column_as(nodes::Column::Id.count(), "n")
-            .group_by(nodes::Column::State)
-            .into_tuple()
-            .all(db)
-            .await?;
-        let gpus = count(gpus::Entity::find(), db).await?;
-        let healthy_gpus = count(
-            gpus::Entity::find().filter(gpus::Column::Health.eq("ok")),
-            db,
-        )
-        .await?;
-        Ok(Self {
-            node_states: rows.into_iter().collect(),
-            healthy_gpus,
-            gpus,
-        })
+        crate::nodes::fleet_revision(db).await.map(Self)
     }
-}
-
-async fn count<E: EntityTrait>(select: sea_orm::Select<E>, db: &impl ConnectionTrait) -> Result<i64>
-where
-    E::Model: Send + Sync,
-{
-    Ok(i64::try_from(select.count(db).await?).unwrap_or(i64::MAX))
 }
 
 /// The engine and the id maps, built from one read of the database.
@@ -246,9 +219,9 @@ pub(crate) async fn placed_lease_ids(db: &impl ConnectionTrait) -> Result<Vec<Uu
 
 /// How many leases hold placements in the database.
 pub(crate) async fn placed_lease_count(db: &impl ConnectionTrait) -> Result<i64> {
-    count(
-        leases::Entity::find().filter(leases::Column::State.is_in(LeaseState::placed_names())),
-        db,
-    )
-    .await
+    let n = leases::Entity::find()
+        .filter(leases::Column::State.is_in(LeaseState::placed_names()))
+        .count(db)
+        .await?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }

@@ -12,6 +12,7 @@ on_both_databases!(
     a_lease_released_elsewhere_frees_its_room_within_one_tick,
     a_restarted_scheduler_restores_the_fleet_without_double_booking,
     cordoned_nodes_get_no_new_placements,
+    a_running_scheduler_sees_a_cordon_and_an_uncordon_at_its_next_tick,
     a_silent_node_becomes_unreachable_and_gets_no_new_placements,
     leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops,
     a_leader_overtaken_by_a_new_one_commits_no_batch,
@@ -245,6 +246,34 @@ async fn cordoned_nodes_get_no_new_placements(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(on_cordoned, 0);
+}
+
+async fn a_running_scheduler_sees_a_cordon_and_an_uncordon_at_its_next_tick(backend: Backend) {
+    use aion_services::ids::NodeId;
+    use aion_services::nodes::{self, Operation};
+    let w = World::new(backend).await;
+    let node = w.node("n1", "ready", 1).await;
+    let mut state = World::state();
+    // The scheduler's fleet is built with the node ready.
+    let report = w.tick(&mut state).await;
+    assert_eq!(report.placed, 0, "{report:?}");
+    let admin = Caller::system("t");
+
+    nodes::operate(&w.svc, &admin, NodeId(node), Operation::Cordon)
+        .await
+        .unwrap();
+    let id = w.lease("1g.10gb", 1, false, false).await;
+    let report = w.tick(&mut state).await;
+    assert_eq!((report.placed, report.pending), (0, 1), "{report:?}");
+    assert_eq!(w.get(id).await.state, "pending");
+
+    nodes::operate(&w.svc, &admin, NodeId(node), Operation::Uncordon)
+        .await
+        .unwrap();
+    let report = w.tick(&mut state).await;
+    assert_eq!(report.placed, 1, "{report:?}");
+    assert_eq!(w.placements(id).await[0].node_id, node);
+    assert_claims_consistent(&w).await;
 }
 
 async fn leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops(backend: Backend) {

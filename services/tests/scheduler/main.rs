@@ -203,6 +203,12 @@ impl World {
             .await
             .unwrap();
         }
+        // As the registry's writers do: the scheduler rebuilds its fleet when it moves.
+        self.svc
+            .db
+            .execute_unprepared("UPDATE fleet_revision SET revision = revision + 1")
+            .await
+            .unwrap();
         id
     }
 
