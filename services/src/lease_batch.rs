@@ -38,6 +38,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Most admissions in one transaction.
 pub const MAX_BATCH: usize = 128;
 
+/// Longest wait for the rest of a wave of requests (see the worker).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// One queued `POST …/leases`.
 struct Job {
     caller: Caller,
@@ -98,18 +101,45 @@ fn start_worker(svc: &Services) -> mpsc::UnboundedSender<Job> {
         ..svc.clone()
     };
     tokio::spawn(async move {
+        // Sizes of the last two batches: together, about how many requests are in
+        // flight under the load.
+        let (mut last, mut before) = (1usize, 0usize);
         while let Some(first) = jobs.recv().await {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+            take_queued(&mut jobs, &mut batch);
+            // Under load, requests come in waves: a batch's answers go out together and
+            // their clients send again together, so the batch after a large one starts
+            // with the few that came meanwhile and pays a whole batch's fixed cost for
+            // them. Waiting a moment for the wave to land halves the batches. An idle
+            // server (demand 1) never waits.
+            let demand = last + before;
+            if batch.len() * 2 < demand {
+                let deadline = tokio::time::Instant::now() + LINGER;
+                while batch.len() < demand.min(MAX_BATCH) {
+                    match tokio::time::timeout_at(deadline, jobs.recv()).await {
+                        Ok(Some(job)) => {
+                            batch.push(job);
+                            take_queued(&mut jobs, &mut batch);
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
+            (before, last) = (last, batch.len());
             run_batch(&svc, batch).await;
         }
     });
     sender
+}
+
+/// Moves whatever is queued into `batch`, up to [`MAX_BATCH`].
+fn take_queued(jobs: &mut mpsc::UnboundedReceiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
 }
 
 /// What became of one job inside the batch transaction.
@@ -220,23 +250,13 @@ async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result
 
     let open: Vec<usize> = (0..jobs.len()).filter(|i| outcomes[*i].is_none()).collect();
     let open_projects = distinct(open.iter().map(|i| jobs[*i].project_id.0));
-    let mut valid: HashMap<uuid::Uuid, Vec<grants::Model>> = HashMap::new();
-    for g in grants::Entity::find()
-        .filter(grants::Column::ProjectId.is_in(open_projects.clone()))
-        .filter(grants::Column::ValidFrom.lte(now))
-        .filter(grants::Column::ValidUntil.gt(now))
-        .order_by_asc(grants::Column::ValidUntil)
-        .all(&txn)
-        .await?
-    {
-        valid.entry(g.project_id).or_default().push(g);
-    }
     let orgs = distinct(
         open.iter()
             .filter_map(|i| project_rows.get(&jobs[*i].project_id.0))
             .map(|p| p.organization_id),
     );
     let kinds = lock_orgs(&txn, &orgs).await?;
+    let valid = lock_valid_grants(&txn, &open_projects, now).await?;
     let pairs: Vec<(OrganizationId, ProjectId)> = open_projects
         .iter()
         .filter_map(|p| project_rows.get(p))
@@ -438,6 +458,32 @@ async fn lock_orgs(
         .collect()
 }
 
+/// The grants of these projects valid at `now`, per project, soonest ending first. On
+/// PostgreSQL the same read row-locks them for the ledger, after the organisations' locks
+/// and in id order, as every ledger writer does (`ledger::lock`); one round trip for both.
+async fn lock_valid_grants(
+    txn: &impl ConnectionTrait,
+    projects: &[uuid::Uuid],
+    now: DateTime<Utc>,
+) -> Result<HashMap<uuid::Uuid, Vec<grants::Model>>> {
+    let mut find = grants::Entity::find()
+        .filter(grants::Column::ProjectId.is_in(projects.to_vec()))
+        .filter(grants::Column::ValidFrom.lte(now))
+        .filter(grants::Column::ValidUntil.gt(now))
+        .order_by_asc(grants::Column::Id);
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        find = find.lock_exclusive();
+    }
+    let mut valid: HashMap<uuid::Uuid, Vec<grants::Model>> = HashMap::new();
+    for g in find.all(txn).await? {
+        valid.entry(g.project_id).or_default().push(g);
+    }
+    for list in valid.values_mut() {
+        list.sort_by_key(|g| (g.valid_until, g.id));
+    }
+    Ok(valid)
+}
+
 /// Compute slices held per project and organisation, and what each candidate grant has
 /// used and holds, at the start of the batch (after the locks: nothing changes them now
 /// but this batch).
@@ -471,10 +517,9 @@ async fn read_totals(
             .entry((ProjectId(project), preemptible))
             .or_default() += slices;
     }
-    // Grant balances: the last ledger entry of each, under the grants' locks (taken
-    // after the organisations', in id order, as every ledger writer does).
+    // Grant balances: the last ledger entry of each, under the grants' locks (taken by
+    // `lock_valid_grants`).
     let grant_ids = valid.values().flatten().map(|g| g.id).collect();
-    ledger::lock(txn, &grant_ids).await?;
     totals.heads = ledger::heads(txn, &grant_ids).await?;
     for (id, (_, standing)) in &totals.heads {
         totals.grant.insert(*id, standing.balance);
