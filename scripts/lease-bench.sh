@@ -4,7 +4,9 @@
 # the agent API; then pgbench on the same server gives the database's own limit.
 #
 #   scripts/lease-bench.sh [GPUS...]      default: 1000 8000 64000
-#   env: CLIENTS (32), LEASES (6000), AION_BENCH_POSTGRES (postgres://postgres@127.0.0.1:5432)
+#   env: CLIENTS (32), LEASES (6000), SETTLE_S (10: pause between registering the fleet and
+#        the timed run, so the scheduler's fleet view has caught up with the registrations),
+#        AION_BENCH_POSTGRES (postgres://postgres@127.0.0.1:5432)
 # Prints one JSON line per fleet size, then the pgbench TPS line. The simulated nodes do
 # not heartbeat, so the server runs with a day-long node timeout.
 set -euo pipefail
@@ -14,6 +16,7 @@ PG=${AION_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 export PGSSLMODE=disable
 CLIENTS=${CLIENTS:-32}
 LEASES=${LEASES:-6000}
+SETTLE_S=${SETTLE_S:-10}
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000 8000 64000)
 PORT=18181
@@ -28,7 +31,7 @@ for GPUS in "${SIZES[@]}"; do
   PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   ./target/release/examples/lease_bench --base "http://127.0.0.1:$PORT" --token "$(cat "$DATA/admin-token")" \
-    --gpus "$GPUS" --clients "$CLIENTS" --leases "$LEASES" --json
+    --gpus "$GPUS" --clients "$CLIENTS" --leases "$LEASES" --settle-s "$SETTLE_S" --json
   kill "$PID"; wait "$PID" 2>/dev/null || true
   psql -q "$PG/postgres" -c "DROP DATABASE $DB WITH (FORCE)" >/dev/null
   rm -rf "$DATA"

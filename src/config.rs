@@ -130,6 +130,7 @@ impl Config {
             tick: std::time::Duration::from_millis(self.scheduler_tick_ms),
             pending_timeout: std::time::Duration::from_secs(self.pending_timeout_s),
             node_timeout: std::time::Duration::from_secs(self.node_timeout_s),
+            ..Default::default()
         }
     }
 

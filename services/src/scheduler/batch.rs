@@ -62,6 +62,18 @@ pub(super) async fn place_pending(
     for lease in pending.iter() {
         decide(view, lease, now, timeout, &mut plan);
     }
+    if state.behind && !commit::targets_placeable(&txn, &plan).await? {
+        // The view placed on a node or GPU that stopped being placeable since it was
+        // built: write nothing, rebuild at the next tick (the engine holds this plan).
+        txn.rollback().await?;
+        state.invalidate();
+        tracing::debug!("scheduler: batch dropped, its fleet view was out of date");
+        return Ok(BatchReport {
+            examined: pending.len(),
+            pending: pending.len(),
+            ..BatchReport::default()
+        });
+    }
     commit::write(&txn, &plan, now).await?;
     txn.commit().await?;
     if plan.rebuild {

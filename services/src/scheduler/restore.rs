@@ -64,13 +64,28 @@ impl FleetView {
     /// Reads nodes, GPUs and live placements and restores the engine from them.
     pub async fn load(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Self> {
         let fingerprint = Fingerprint::read(db).await?;
-        let node_rows = nodes::Entity::find()
+        // Only the columns the engine needs, read as tuples: at 288,000 GPUs whole models
+        // (every column, decoded by name) were most of a rebuild.
+        let node_rows: Vec<NodeRow> = nodes::Entity::find()
+            .select_only()
+            .column(nodes::Column::Id)
+            .column(nodes::Column::Site)
+            .column(nodes::Column::Labels)
+            .column(nodes::Column::State)
             .order_by_asc(nodes::Column::Id)
+            .into_tuple()
             .all(db)
             .await?;
-        let gpu_rows = gpus::Entity::find()
+        let gpu_rows: Vec<GpuRow> = gpus::Entity::find()
+            .select_only()
+            .column(gpus::Column::Id)
+            .column(gpus::Column::NodeId)
+            .column(gpus::Column::Uuid)
+            .column(gpus::Column::Model)
+            .column(gpus::Column::Health)
             .order_by_asc(gpus::Column::NodeId)
             .order_by_asc(gpus::Column::GpuIndex)
+            .into_tuple()
             .all(db)
             .await?;
         let (fleet, gpus, at) = build_fleet(&node_rows, &gpu_rows);
@@ -140,39 +155,45 @@ fn internal(e: aion_mig::MigError) -> Error {
 type GpuMap = HashMap<(NodeId, u8), GpuRef>;
 type GpuAt = HashMap<Uuid, (NodeId, u8)>;
 
+/// (id, site, labels, state) of a node.
+type NodeRow = (Uuid, String, String, String);
+/// (id, node id, UUID, model, health) of a GPU.
+type GpuRow = (Uuid, Uuid, String, String, String);
+
 /// Splits each database node into engine nodes by (GPU model, placeable).
-fn build_fleet(node_rows: &[nodes::Model], gpu_rows: &[gpus::Model]) -> (Fleet, GpuMap, GpuAt) {
-    let mut by_node: HashMap<Uuid, Vec<&gpus::Model>> = HashMap::new();
+fn build_fleet(node_rows: &[NodeRow], gpu_rows: &[GpuRow]) -> (Fleet, GpuMap, GpuAt) {
+    let mut by_node: HashMap<Uuid, Vec<&GpuRow>> = HashMap::new();
     for g in gpu_rows {
-        by_node.entry(g.node_id).or_default().push(g);
+        by_node.entry(g.1).or_default().push(g);
     }
     let (mut fleet, mut map, mut at) = (Fleet::new(), HashMap::new(), HashMap::new());
-    for n in node_rows {
-        let labels: BTreeMap<String, String> = serde_json::from_str(&n.labels).unwrap_or_default();
-        let mut parts: BTreeMap<(GpuModel, bool), Vec<&gpus::Model>> = BTreeMap::new();
-        for g in by_node.get(&n.id).into_iter().flatten() {
-            let Ok(model) = GpuModel::from_str(&g.model) else {
-                tracing::warn!(gpu = %g.uuid, model = %g.model, "GPU of unknown model left out");
+    for (node_id, site, labels, state) in node_rows {
+        let labels: BTreeMap<String, String> = serde_json::from_str(labels).unwrap_or_default();
+        let mut parts: BTreeMap<(GpuModel, bool), Vec<&GpuRow>> = BTreeMap::new();
+        for g in by_node.get(node_id).into_iter().flatten() {
+            let (_, _, uuid, model, health) = g;
+            let Ok(model) = GpuModel::from_str(model) else {
+                tracing::warn!(gpu = %uuid, %model, "GPU of unknown model left out");
                 continue;
             };
-            let placeable = crate::nodes::placeable(&n.state, &g.health);
+            let placeable = crate::nodes::placeable(state, health);
             parts.entry((model, placeable)).or_default().push(g);
         }
         for ((model, placeable), list) in parts {
             let id = NodeId(fleet.nodes.len() as u64);
-            let mut node = Node::new(id, &n.site, model, list.len());
+            let mut node = Node::new(id, site, model, list.len());
             node.labels = labels.clone();
             node.labels
                 .insert(PLACEABLE_LABEL.into(), placeable.to_string());
-            for (i, g) in list.into_iter().enumerate() {
+            for (i, (gpu_id, _, uuid, _, _)) in list.into_iter().enumerate() {
                 let index = u8::try_from(i).unwrap_or(u8::MAX);
-                at.insert(g.id, (id, index));
+                at.insert(*gpu_id, (id, index));
                 map.insert(
                     (id, index),
                     GpuRef {
-                        node: n.id,
-                        gpu: g.id,
-                        uuid: g.uuid.clone(),
+                        node: *node_id,
+                        gpu: *gpu_id,
+                        uuid: uuid.clone(),
                         model,
                     },
                 );

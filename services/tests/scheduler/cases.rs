@@ -13,6 +13,7 @@ on_both_databases!(
     a_restarted_scheduler_restores_the_fleet_without_double_booking,
     cordoned_nodes_get_no_new_placements,
     a_running_scheduler_sees_a_cordon_and_an_uncordon_at_its_next_tick,
+    a_view_behind_the_fleet_commits_nothing_on_a_cordoned_node_then_catches_up,
     a_silent_node_becomes_unreachable_and_gets_no_new_placements,
     leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops,
     a_leader_overtaken_by_a_new_one_commits_no_batch,
@@ -273,6 +274,43 @@ async fn a_running_scheduler_sees_a_cordon_and_an_uncordon_at_its_next_tick(back
     let report = w.tick(&mut state).await;
     assert_eq!(report.placed, 1, "{report:?}");
     assert_eq!(w.placements(id).await[0].node_id, node);
+    assert_claims_consistent(&w).await;
+}
+
+async fn a_view_behind_the_fleet_commits_nothing_on_a_cordoned_node_then_catches_up(
+    backend: Backend,
+) {
+    use aion_services::ids::NodeId;
+    use aion_services::nodes::{self, Operation};
+    let w = World::new(backend).await;
+    let first = w.node("n1", "ready", 1).await;
+    // Rebuilds put off for good after the first one: the view falls behind the fleet.
+    let mut state = SchedulerState::new(SchedulerConfig {
+        rebuild_spacing: u32::MAX,
+        ..World::config()
+    });
+    w.tick(&mut state).await;
+    let second = w.node("n2", "ready", 1).await;
+    nodes::operate(
+        &w.svc,
+        &Caller::system("t"),
+        NodeId(first),
+        Operation::Cordon,
+    )
+    .await
+    .unwrap();
+    let id = w.lease("7g.80gb", 1, false, false).await;
+
+    // The view still has n1 ready and no n2: its plan targets n1, which the check refuses.
+    let report = w.tick(&mut state).await;
+    assert_eq!((report.placed, report.pending), (0, 1), "{report:?}");
+    assert_eq!(w.get(id).await.state, "pending");
+    assert!(w.placements(id).await.is_empty());
+
+    // Dropping that batch rebuilt the view: the lease lands on n2.
+    let report = w.tick(&mut state).await;
+    assert_eq!(report.placed, 1, "{report:?}");
+    assert_eq!(w.placements(id).await[0].node_id, second);
     assert_claims_consistent(&w).await;
 }
 
