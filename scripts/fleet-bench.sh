@@ -9,6 +9,11 @@
 #
 #   scripts/fleet-bench.sh [NODES...]     default: 1000
 #   env: RATE (50), LOAD_S (60), POLL_WAIT_S (30), AION_BENCH_POSTGRES (postgres://postgres@127.0.0.1:5432)
+#        REPLICAS (1): run that many `aion serve` replicas on the one database and split the
+#        nodes over as many fleet-sim processes, one per replica (each process holds one
+#        connection per node, and a process may open at most `ulimit -Hn` files: 20,000
+#        here, so 36,000 nodes need 2). The lease client talks to the first replica; the
+#        scheduler leads on one of them and the others learn of changes through NOTIFY.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PG=${AION_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
@@ -16,50 +21,68 @@ export PGSSLMODE=disable
 RATE=${RATE:-50}
 LOAD_S=${LOAD_S:-60}
 POLL_WAIT_S=${POLL_WAIT_S:-30}
+REPLICAS=${REPLICAS:-1}
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000)
 PORT=${PORT:-18391}
 TICKS=$(getconf CLK_TCK)
 
-cpu_s() { awk -v t="$TICKS" '{printf "%.1f", ($14 + $15) / t}' "/proc/$1/stat"; }
-hwm_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+cpu_s() { awk -v t="$TICKS" '{printf "%.1f\n", ($14 + $15) / t}' "/proc/$1/stat"; }
+hwm_mib() { awk '/VmHWM/ {printf "%.0f\n", $2 / 1024}' "/proc/$1/status"; }
+sum() { local t=0 x; for x in "$@"; do t=$(echo "$t + $x" | bc); done; echo "$t"; }
 
 cargo build --release -q --bin aion --example fleet_load
 for NODES in "${SIZES[@]}"; do
   DB="aion_fleet_${NODES}_$$"
   DATA=$(mktemp -d)
-  if ss -ltn | grep -q ":$PORT "; then echo "port $PORT is taken; set PORT" >&2; exit 1; fi
-  SERVER="" FLEET=""
-  trap 'kill $FLEET $SERVER 2>/dev/null; psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; rm -rf "$DATA"' EXIT
+  SERVERS=() FLEETS=()
+  trap 'kill ${FLEETS[*]} ${SERVERS[*]} 2>/dev/null; psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; rm -rf "$DATA"' EXIT
   psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
-  AION_LOG=warn ./target/release/aion serve --database-url "$PG/$DB?sslmode=disable" --migrate --data-dir "$DATA" \
-    --listen "127.0.0.1:$PORT" --db-max-connections 32 >"$DATA/serve.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 600); do
-    [[ -f "$DATA/admin-token" ]] && curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1
+  for ((r = 0; r < REPLICAS; r++)); do
+    P=$((PORT + r))
+    if ss -ltn | grep -q ":$P "; then echo "port $P is taken; set PORT" >&2; exit 1; fi
+    mkdir -p "$DATA/r$r"
+    # The first replica migrates and writes the admin token; the others share its data.
+    if ((r == 0)); then MIGRATE=(--migrate); else MIGRATE=(); fi
+    AION_LOG=warn ./target/release/aion serve --database-url "$PG/$DB?sslmode=disable" "${MIGRATE[@]}" \
+      --data-dir "$DATA/r0" --listen "127.0.0.1:$P" --db-max-connections 32 >"$DATA/serve$r.log" 2>&1 &
+    SERVERS+=($!)
+    for _ in $(seq 600); do
+      [[ -f "$DATA/r0/admin-token" ]] && curl -sf "http://127.0.0.1:$P/healthz" >/dev/null && break; sleep 0.1
+    done
   done
   START=$(date +%s)
-  ./target/release/aion fleet-sim --server "http://127.0.0.1:$PORT" --admin-token-file "$DATA/admin-token" \
-    --nodes "$NODES" --gpus-per-node 8 --state-dir "$DATA/fleet" --site bench --poll-wait-s "$POLL_WAIT_S" \
-    --report-every-s 5 --stats-file "$DATA/fleet.json" >"$DATA/fleet.log" 2>&1 &
-  FLEET=$!
-  # Wait until every node is online (and the fleet's figures restarted from there).
-  until [[ -f "$DATA/fleet.json" ]] && jq -e '.all_online_after_s != null' "$DATA/fleet.json" >/dev/null; do
-    kill -0 "$FLEET" 2>/dev/null || { cat "$DATA/fleet.log"; exit 1; }
-    sleep 2
+  for ((r = 0; r < REPLICAS; r++)); do
+    SHARE=$(((NODES + r) / REPLICAS))
+    ./target/release/aion fleet-sim --server "http://127.0.0.1:$((PORT + r))" --admin-token-file "$DATA/r0/admin-token" \
+      --nodes "$SHARE" --gpus-per-node 8 --state-dir "$DATA/fleet$r" --site "bench-$r" --poll-wait-s "$POLL_WAIT_S" \
+      --report-every-s 5 --stats-file "$DATA/fleet$r.json" >"$DATA/fleet$r.log" 2>&1 &
+    FLEETS+=($!)
+  done
+  # Wait until every node is online (and the fleets' figures restarted from there).
+  for ((r = 0; r < REPLICAS; r++)); do
+    until [[ -f "$DATA/fleet$r.json" ]] && jq -e '.all_online_after_s != null' "$DATA/fleet$r.json" >/dev/null; do
+      kill -0 "${FLEETS[$r]}" 2>/dev/null || { cat "$DATA/fleet$r.log"; exit 1; }
+      sleep 2
+    done
   done
   ONLINE_S=$(($(date +%s) - START))
-  CPU0=$(cpu_s "$SERVER")
-  LOAD=$(./target/release/examples/fleet_load --base "http://127.0.0.1:$PORT" --token-file "$DATA/admin-token" \
+  CPU0=$(sum $(for s in "${SERVERS[@]}"; do cpu_s "$s"; done))
+  LOAD=$(./target/release/examples/fleet_load --base "http://127.0.0.1:$PORT" --token-file "$DATA/r0/admin-token" \
     --rate "$RATE" --duration-s "$LOAD_S")
-  CPU1=$(cpu_s "$SERVER")
+  CPU1=$(sum $(for s in "${SERVERS[@]}"; do cpu_s "$s"; done))
   sleep 6 # one more fleet-sim report
-  jq -c --argjson load "$LOAD" --arg online_s "$ONLINE_S" --arg cpu_load "$(echo "$CPU1 - $CPU0" | bc)" \
-    --arg cpu_total "$CPU1" --arg srv_hwm "$(hwm_mib "$SERVER")" --arg sim_hwm "$(hwm_mib "$FLEET")" \
-    '{nodes, gpus, online, register_s, fleet_online_s: ($online_s|tonumber), rss_per_node_kib, desired_state_ms, status_ms, probe_errors,
+  SRV_HWM=$(sum $(for s in "${SERVERS[@]}"; do hwm_mib "$s"; done))
+  SIM_HWM=$(sum $(for f in "${FLEETS[@]}"; do hwm_mib "$f"; done))
+  # One line: the first fleet-sim's figures (its own probes), the others' probes beside.
+  jq -c -s --argjson load "$LOAD" --arg online_s "$ONLINE_S" --arg cpu_load "$(echo "$CPU1 - $CPU0" | bc)" \
+    --arg cpu_total "$CPU1" --arg srv_hwm "$SRV_HWM" --arg sim_hwm "$SIM_HWM" --argjson replicas "$REPLICAS" \
+    '.[0] as $f | {replicas: $replicas, nodes: (map(.nodes) | add), gpus: (map(.gpus) | add), online: (map(.online) | add),
+      register_s: (map(.register_s) | max), fleet_online_s: ($online_s|tonumber), rss_per_node_kib: $f.rss_per_node_kib,
+      desired_state_ms: map(.desired_state_ms), status_ms: map(.status_ms), probe_errors: (map(.probe_errors) | add),
       leases: $load, server_cpu_s_during_load: ($cpu_load|tonumber), server_cpu_s_total: ($cpu_total|tonumber),
-      server_peak_rss_mib: ($srv_hwm|tonumber), fleet_sim_peak_rss_mib: ($sim_hwm|tonumber)}' "$DATA/fleet.json"
-  kill "$FLEET" "$SERVER"; wait "$FLEET" "$SERVER" 2>/dev/null || true
+      server_peak_rss_mib: ($srv_hwm|tonumber), fleet_sim_peak_rss_mib: ($sim_hwm|tonumber)}' "$DATA"/fleet*.json
+  kill "${FLEETS[@]}" "${SERVERS[@]}"; wait "${FLEETS[@]}" "${SERVERS[@]}" 2>/dev/null || true
   psql -q "$PG/postgres" -c "DROP DATABASE $DB WITH (FORCE)" >/dev/null
   rm -rf "$DATA"
 done
