@@ -41,8 +41,8 @@ for NODES in "${SIZES[@]}"; do
   for ((r = 0; r < REPLICAS; r++)); do
     P=$((PORT + r))
     if ss -ltn | grep -q ":$P "; then echo "port $P is taken; set PORT" >&2; exit 1; fi
-    mkdir -p "$DATA/r$r"
-    # The first replica migrates and writes the admin token; the others share its data.
+    # The first replica migrates and writes the admin token; the others share its data
+    # folder (a replica finding a non-empty database writes no token).
     if ((r == 0)); then MIGRATE=(--migrate); else MIGRATE=(); fi
     AION_LOG=warn ./target/release/aion serve --database-url "$PG/$DB?sslmode=disable" "${MIGRATE[@]}" \
       --data-dir "$DATA/r0" --listen "127.0.0.1:$P" --db-max-connections 32 >"$DATA/serve$r.log" 2>&1 &
@@ -50,6 +50,7 @@ for NODES in "${SIZES[@]}"; do
     for _ in $(seq 600); do
       [[ -f "$DATA/r0/admin-token" ]] && curl -sf "http://127.0.0.1:$P/healthz" >/dev/null && break; sleep 0.1
     done
+    curl -sf "http://127.0.0.1:$P/healthz" >/dev/null || { echo "replica $r did not start:" >&2; cat "$DATA/serve$r.log" >&2; exit 1; }
   done
   START=$(date +%s)
   for ((r = 0; r < REPLICAS; r++)); do

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// mimalloc instead of glibc malloc: the server allocates per request and per row, and
-/// glibc's allocator was a fifth of its CPU under the lease benchmark.
+/// malloc/free were a fifth of its CPU under the lease benchmark (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -41,6 +41,9 @@ pub const MAX_BATCH: usize = 128;
 /// Longest wait for the rest of a wave of requests (see the worker).
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// A queue empty for this long means the waves are over.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// One queued `POST …/leases`.
 struct Job {
     caller: Caller,
@@ -104,14 +107,22 @@ fn start_worker(svc: &Services) -> mpsc::UnboundedSender<Job> {
         // Sizes of the last two batches: together, about how many requests are in
         // flight under the load.
         let (mut last, mut before) = (1usize, 0usize);
-        while let Some(first) = jobs.recv().await {
+        loop {
+            let waited = std::time::Instant::now();
+            let Some(first) = jobs.recv().await else {
+                break;
+            };
+            if waited.elapsed() >= QUIET {
+                // A quiet spell ends any wave: a lone request is admitted at once.
+                (last, before) = (1, 0);
+            }
             let mut batch = vec![first];
             take_queued(&mut jobs, &mut batch);
             // Under load, requests come in waves: a batch's answers go out together and
             // their clients send again together, so the batch after a large one starts
             // with the few that came meanwhile and pays a whole batch's fixed cost for
-            // them. Waiting a moment for the wave to land halves the batches. An idle
-            // server (demand 1) never waits.
+            // them. Waiting a moment for the wave to land halves the batches. After a
+            // quiet spell (see `QUIET`) a request never waits.
             let demand = last + before;
             if batch.len() * 2 < demand {
                 let deadline = tokio::time::Instant::now() + LINGER;

@@ -42,6 +42,7 @@ pub(super) async fn place_pending(
         query = query.filter(leases::Column::Id.gt(after));
     }
     let pending = query.all(&txn).await?;
+    let cursor_before = state.cursor;
     // A full batch moves the cursor on, so leases that cannot be placed at the head of
     // the queue do not starve the ones behind them.
     state.cursor = match pending.last() {
@@ -60,13 +61,15 @@ pub(super) async fn place_pending(
         .ok_or_else(|| Error::Internal("the scheduler has no fleet".into()))?;
     let mut plan = Plan::default();
     for lease in pending.iter() {
-        decide(view, lease, now, timeout, &mut plan);
+        decide(view, lease, now, timeout, state.behind, &mut plan);
     }
     if state.behind && !commit::targets_placeable(&txn, &plan).await? {
         // The view placed on a node or GPU that stopped being placeable since it was
-        // built: write nothing, rebuild at the next tick (the engine holds this plan).
+        // built: write nothing, rebuild at the next tick (the engine holds this plan),
+        // and take the same leases again then.
         txn.rollback().await?;
         state.invalidate();
+        state.cursor = cursor_before;
         tracing::debug!("scheduler: batch dropped, its fleet view was out of date");
         return Ok(BatchReport {
             examined: pending.len(),
@@ -113,6 +116,7 @@ fn decide(
     lease: &leases::Model,
     now: DateTime<Utc>,
     timeout: chrono::Duration,
+    behind: bool,
     plan: &mut Plan,
 ) {
     let request = match request_for(view, lease) {
@@ -132,7 +136,11 @@ fn decide(
         }
     };
     view.forget(lease.id);
-    if !lease.preemptible && preempt_for(view, lease, &request, plan) {
+    if !lease.preemptible && behind {
+        // Nodes registered or back since the view was built may have room: rebuild
+        // before ending anyone's lease for it.
+        plan.rebuild = true;
+    } else if !lease.preemptible && preempt_for(view, lease, &request, plan) {
         return;
     }
     still_pending(lease, why, now, timeout, plan);

@@ -295,8 +295,12 @@ async fn lead_until_lost(
             last_housekeeping = Some(tokio::time::Instant::now());
         }
         let more = match run_tick(svc, &mut state, svc.clock.now(), housekeeping).await {
-            // A full batch means more may be waiting: go on at once.
-            Ok(r) => r.examined as u64 >= config.batch_size && r.placed + r.failed > 0,
+            // A full batch means more may be waiting, and a batch dropped for an out of
+            // date view (the view is gone) waits for the rebuild: go on at once.
+            Ok(r) => {
+                (r.examined as u64 >= config.batch_size && r.placed + r.failed > 0)
+                    || (r.examined > 0 && state.view.is_none())
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "scheduler tick failed; rebuilding from the database");
                 if leader::current_epoch(&svc.db).await.ok() != Some(lead.epoch()) {

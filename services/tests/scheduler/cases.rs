@@ -14,6 +14,7 @@ on_both_databases!(
     cordoned_nodes_get_no_new_placements,
     a_running_scheduler_sees_a_cordon_and_an_uncordon_at_its_next_tick,
     a_view_behind_the_fleet_commits_nothing_on_a_cordoned_node_then_catches_up,
+    a_view_behind_the_fleet_rebuilds_before_it_preempts,
     a_silent_node_becomes_unreachable_and_gets_no_new_placements,
     leadership_is_held_by_one_scheduler_and_passes_on_when_it_drops,
     a_leader_overtaken_by_a_new_one_commits_no_batch,
@@ -311,6 +312,30 @@ async fn a_view_behind_the_fleet_commits_nothing_on_a_cordoned_node_then_catches
     let report = w.tick(&mut state).await;
     assert_eq!(report.placed, 1, "{report:?}");
     assert_eq!(w.placements(id).await[0].node_id, second);
+    assert_claims_consistent(&w).await;
+}
+
+async fn a_view_behind_the_fleet_rebuilds_before_it_preempts(backend: Backend) {
+    let w = World::new(backend).await;
+    w.node("n1", "ready", 1).await;
+    let mut state = SchedulerState::new(SchedulerConfig {
+        rebuild_spacing: u32::MAX,
+        ..World::config()
+    });
+    let victim = w.lease("7g.80gb", 1, false, true).await;
+    assert_eq!(w.tick(&mut state).await.placed, 1);
+    // A new node the view does not know yet has room for the guaranteed lease.
+    let second = w.node("n2", "ready", 1).await;
+    let guaranteed = w.lease("7g.80gb", 1, false, false).await;
+
+    let report = w.tick(&mut state).await;
+    assert_eq!((report.placed, report.preempted), (0, 0), "{report:?}");
+    assert_eq!(w.get(victim).await.state, "scheduled");
+
+    let report = w.tick(&mut state).await;
+    assert_eq!((report.placed, report.preempted), (1, 0), "{report:?}");
+    assert_eq!(w.placements(guaranteed).await[0].node_id, second);
+    assert_eq!(w.get(victim).await.state, "scheduled");
     assert_claims_consistent(&w).await;
 }
 

@@ -161,6 +161,9 @@ impl World {
             batch_size: 64,
             tick: std::time::Duration::from_millis(50),
             pending_timeout: std::time::Duration::from_secs(60),
+            // Every fleet change is seen at the next tick, whatever the machine's speed
+            // (the spacing has its own test).
+            rebuild_spacing: 0,
             ..SchedulerConfig::default()
         }
     }
