@@ -10,6 +10,7 @@ mod agent;
 mod agent_e2e;
 mod agent_kill;
 mod agent_outage;
+mod agent_reports;
 mod agent_rogue;
 mod agent_workload_race;
 mod allocation;
