@@ -1,9 +1,7 @@
 //! Stacked bar charts: one bar per category (day), one coloured segment per series
 //! (profile), stacked bottom-up in the series' order.
 
-use super::{
-    Chart, Frame, Scale, Series, Spec, axes, escape, finite, has_data, legend, no_data, open, table,
-};
+use super::{Chart, Frame, Scale, Series, Spec, escape, finite};
 use crate::format;
 use std::fmt::Write as _;
 
@@ -77,43 +75,29 @@ pub fn layout(labels: usize, series: &[Series]) -> (Scale, Vec<Segment>) {
 
 /// Draws a stacked bar chart.
 pub fn stacked(spec: &Spec<'_>, series: &[Series]) -> Chart {
-    let (columns, rows) = table(spec, series);
-    let svg = if has_data(spec, series) {
-        let frame = Frame::new(spec.labels.len());
+    super::draw(spec, series, || {
         let (scale, segments) = layout(spec.labels.len(), series);
-        let mut svg = String::new();
-        open(&mut svg, spec, series);
-        axes(&mut svg, spec, &frame, &scale);
-        for seg in &segments {
-            let name = series.get(seg.series).map_or("", |s| s.name.as_str());
-            let label = spec.labels.get(seg.index).map_or("", String::as_str);
-            let _ = write!(
-                svg,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} · {}: {} {}</title></rect>"#,
-                seg.x,
-                seg.y,
-                seg.width,
-                seg.height,
-                super::PALETTE[seg.series % super::PALETTE.len()],
-                escape(label),
-                escape(name),
-                escape(&format::decimal(spec.t, seg.value, spec.digits)),
-                escape(spec.unit)
-            );
-        }
-        legend(&mut svg, series);
-        svg.push_str("</svg>");
-        svg
-    } else {
-        no_data(spec)
-    };
-    Chart {
-        id: spec.id.to_owned(),
-        title: spec.title.to_owned(),
-        svg,
-        columns,
-        rows,
-    }
+        let marks = move |svg: &mut String, _: &Scale| {
+            for seg in &segments {
+                let name = series.get(seg.series).map_or("", |s| s.name.as_str());
+                let label = spec.labels.get(seg.index).map_or("", String::as_str);
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} · {}: {} {}</title></rect>"#,
+                    seg.x,
+                    seg.y,
+                    seg.width,
+                    seg.height,
+                    super::PALETTE[seg.series % super::PALETTE.len()],
+                    escape(label),
+                    escape(name),
+                    escape(&format::decimal(spec.t, seg.value, spec.digits)),
+                    escape(spec.unit)
+                );
+            }
+        };
+        (scale, marks)
+    })
 }
 
 #[cfg(test)]

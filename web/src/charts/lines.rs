@@ -1,9 +1,7 @@
 //! Line charts: one or more series over the same categories (days); a missing value
 //! breaks the line, an isolated value shows as a dot.
 
-use super::{
-    Chart, Frame, Scale, Series, Spec, axes, finite, has_data, legend, no_data, open, table,
-};
+use super::{Chart, Frame, Scale, Series, Spec, finite};
 use std::fmt::Write as _;
 
 /// The scale that covers every finite value of every series (and zero).
@@ -35,55 +33,40 @@ pub fn runs(series: &Series, labels: usize, scale: &Scale) -> Vec<Vec<(f64, f64)
 
 /// Draws a line chart.
 pub fn chart(spec: &Spec<'_>, series: &[Series]) -> Chart {
-    let (columns, rows) = table(spec, series);
-    let svg = if has_data(spec, series) {
-        let frame = Frame::new(spec.labels.len());
-        let scale = scale(series);
-        let mut svg = String::new();
-        open(&mut svg, spec, series);
-        axes(&mut svg, spec, &frame, &scale);
-        // Dots only where they help: few points, or a value with no neighbour.
-        let dots_everywhere = spec.labels.len() <= 31;
-        for (k, s) in series.iter().enumerate() {
-            let colour = super::PALETTE[k % super::PALETTE.len()];
-            let dash = if s.dashed {
-                r#" stroke-dasharray="6 4""#
-            } else {
-                ""
-            };
-            for run in runs(s, spec.labels.len(), &scale) {
-                if run.len() > 1 {
-                    let points: Vec<String> =
-                        run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-                    let _ = write!(
-                        svg,
-                        r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#,
-                        points.join(" ")
-                    );
-                }
-                if (dots_everywhere && !s.dashed) || run.len() == 1 {
-                    for (x, y) in &run {
+    super::draw(spec, series, || {
+        let marks = |svg: &mut String, scale: &Scale| {
+            // Dots only where they help: few points, or a value with no neighbour.
+            let dots_everywhere = spec.labels.len() <= 31;
+            for (k, s) in series.iter().enumerate() {
+                let colour = super::PALETTE[k % super::PALETTE.len()];
+                let dash = if s.dashed {
+                    r#" stroke-dasharray="6 4""#
+                } else {
+                    ""
+                };
+                for run in runs(s, spec.labels.len(), scale) {
+                    if run.len() > 1 {
+                        let points: Vec<String> =
+                            run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
                         let _ = write!(
                             svg,
-                            r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{colour}"/>"#
+                            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#,
+                            points.join(" ")
                         );
+                    }
+                    if (dots_everywhere && !s.dashed) || run.len() == 1 {
+                        for (x, y) in &run {
+                            let _ = write!(
+                                svg,
+                                r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{colour}"/>"#
+                            );
+                        }
                     }
                 }
             }
-        }
-        legend(&mut svg, series);
-        svg.push_str("</svg>");
-        svg
-    } else {
-        no_data(spec)
-    };
-    Chart {
-        id: spec.id.to_owned(),
-        title: spec.title.to_owned(),
-        svg,
-        columns,
-        rows,
-    }
+        };
+        (scale(series), marks)
+    })
 }
 
 #[cfg(test)]

@@ -287,6 +287,37 @@ fn table(spec: &Spec<'_>, series: &[Series]) -> (Vec<String>, Vec<Vec<String>>) 
     (columns, rows)
 }
 
+/// A chart of `series`: the data table, and either the "no data" picture or the frame,
+/// axes and legend around the marks that `plot` draws. `plot` answers the value scale
+/// (for the axes) and a painter of the marks on that scale.
+fn draw<M: FnOnce(&mut String, &Scale)>(
+    spec: &Spec<'_>,
+    series: &[Series],
+    plot: impl FnOnce() -> (Scale, M),
+) -> Chart {
+    let (columns, rows) = table(spec, series);
+    let svg = if has_data(spec, series) {
+        let frame = Frame::new(spec.labels.len());
+        let (scale, marks) = plot();
+        let mut svg = String::new();
+        open(&mut svg, spec, series);
+        axes(&mut svg, spec, &frame, &scale);
+        marks(&mut svg, &scale);
+        legend(&mut svg, series);
+        svg.push_str("</svg>");
+        svg
+    } else {
+        no_data(spec)
+    };
+    Chart {
+        id: spec.id.to_owned(),
+        title: spec.title.to_owned(),
+        svg,
+        columns,
+        rows,
+    }
+}
+
 /// Whether there is anything to draw.
 fn has_data(spec: &Spec<'_>, series: &[Series]) -> bool {
     !spec.labels.is_empty()
