@@ -14,11 +14,11 @@
 
 use crate::Services;
 use crate::authz::Caller;
-use crate::entities::{gpus, lease_placements, leases, nodes};
+use crate::entities::{gpus, joins, lease_placements, leases, nodes};
 use crate::error::{Error, Result};
 use crate::lease_state::LeaseState;
 use aion_mig::{GpuState, ProfileId};
-use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationDef};
+use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QuerySelect};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -145,7 +145,7 @@ pub async fn read(svc: &Services, caller: &Caller) -> Result<FleetOccupancy> {
         .column(gpus::Column::Health)
         .column(nodes::Column::Hostname)
         .column(gpus::Column::GpuIndex)
-        .join(JoinType::InnerJoin, gpu_node())
+        .join(JoinType::InnerJoin, joins::gpu_node())
         .into_tuple()
         .all(&svc.db)
         .await?;
@@ -154,26 +154,12 @@ pub async fn read(svc: &Services, caller: &Caller) -> Result<FleetOccupancy> {
         .column(lease_placements::Column::GpuId)
         .column(lease_placements::Column::ProfileId)
         .column(lease_placements::Column::Start)
-        .join(JoinType::InnerJoin, placement_lease())
+        .join(JoinType::InnerJoin, joins::placement_lease())
         .filter(leases::Column::State.is_in(LeaseState::placed_names()))
         .into_tuple()
         .all(&svc.db)
         .await?;
     Ok(aggregate(gpu_rows, placements))
-}
-
-fn gpu_node() -> RelationDef {
-    gpus::Entity::belongs_to(nodes::Entity)
-        .from(gpus::Column::NodeId)
-        .to(nodes::Column::Id)
-        .into()
-}
-
-fn placement_lease() -> RelationDef {
-    lease_placements::Entity::belongs_to(leases::Entity)
-        .from(lease_placements::Column::LeaseId)
-        .to(leases::Column::Id)
-        .into()
 }
 
 /// Builds the per-GPU states and sums them per (site, model); pure, for the tests.

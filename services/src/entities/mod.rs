@@ -19,6 +19,7 @@ pub mod grants;
 pub mod idempotency_keys;
 pub mod invoice_sequences;
 pub mod join_tokens;
+pub mod joins;
 pub mod lease_placements;
 pub mod leases;
 pub mod memberships;

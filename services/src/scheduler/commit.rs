@@ -5,7 +5,7 @@
 use super::ends::nodes_of;
 use super::restore::{FleetView, GpuRef};
 use crate::authz::Caller;
-use crate::entities::{gpu_slot_claims, gpus, lease_placements, leases, nodes};
+use crate::entities::{gpu_slot_claims, gpus, joins, lease_placements, leases, nodes};
 use crate::error::{Error, Result};
 use crate::ids::PlacementId;
 use crate::lease_lifecycle;
@@ -13,7 +13,7 @@ use crate::lease_state::LeaseState;
 use crate::ledger;
 use aion_mig::{InstancePlacement, Placement};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, Set};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -174,47 +174,35 @@ fn placement_rows(plan: &Plan, now: DateTime<Utc>) -> Result<Rows> {
     Ok((rows, claims))
 }
 
-/// Whether every node and GPU `plan` places on is still placeable in the database (read
-/// in `txn`). Needed only while the fleet view is behind the fleet revision.
+/// Whether every GPU `plan` places on is still placeable in the database (read in
+/// `txn`: its node `ready`, itself healthy). Needed only while the fleet view is behind
+/// the fleet revision.
 pub(super) async fn targets_placeable(txn: &impl ConnectionTrait, plan: &Plan) -> Result<bool> {
-    let targets: Vec<&GpuRef> = plan
+    let targets: BTreeSet<Uuid> = plan
         .placed
         .iter()
-        .flat_map(|p| p.at.iter().map(|(g, _)| g))
+        .flat_map(|p| p.at.iter().map(|(g, _)| g.gpu))
         .collect();
-    let gpu_ids: BTreeSet<Uuid> = targets.iter().map(|g| g.gpu).collect();
-    let node_ids: BTreeSet<Uuid> = targets.iter().map(|g| g.node).collect();
-    let mut healthy = 0;
-    for chunk in gpu_ids.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
-        let rows: Vec<(Uuid, String)> = gpus::Entity::find()
+    let targets: Vec<Uuid> = targets.into_iter().collect();
+    for chunk in targets.chunks(CHUNK) {
+        let rows: Vec<(String, String)> = gpus::Entity::find()
             .select_only()
-            .column(gpus::Column::Id)
+            .column(nodes::Column::State)
             .column(gpus::Column::Health)
+            .join(JoinType::InnerJoin, joins::gpu_node())
             .filter(gpus::Column::Id.is_in(chunk.to_vec()))
             .into_tuple()
             .all(txn)
             .await?;
-        healthy += rows
+        let placeable = rows
             .iter()
-            .filter(|(_, health)| crate::nodes::placeable("ready", health))
+            .filter(|(state, health)| crate::nodes::placeable(state, health))
             .count();
+        if placeable != chunk.len() {
+            return Ok(false);
+        }
     }
-    let mut ready = 0;
-    for chunk in node_ids.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
-        let rows: Vec<(Uuid, String)> = nodes::Entity::find()
-            .select_only()
-            .column(nodes::Column::Id)
-            .column(nodes::Column::State)
-            .filter(nodes::Column::Id.is_in(chunk.to_vec()))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        ready += rows
-            .iter()
-            .filter(|(_, state)| crate::nodes::placeable(state, "ok"))
-            .count();
-    }
-    Ok(healthy == gpu_ids.len() && ready == node_ids.len())
+    Ok(true)
 }
 
 fn clip(reason: &str) -> String {

@@ -7,7 +7,7 @@
 //! draining and unreachable nodes, and unhealthy GPUs, keep their live instances accounted
 //! (they can still be preempted and released) but receive no new placements.
 
-use crate::entities::{gpus, lease_placements, leases, nodes};
+use crate::entities::{gpus, joins, lease_placements, leases, nodes};
 use crate::error::{Error, Result};
 use crate::lease_state::LeaseState;
 use aion_mig::{
@@ -213,18 +213,11 @@ async fn live_placements(db: &impl ConnectionTrait) -> Result<Vec<(Uuid, Uuid, i
         .column(lease_placements::Column::ProfileId)
         .column(lease_placements::Column::Start)
         .column(leases::Column::Preemptible)
-        .join(JoinType::InnerJoin, placement_lease())
+        .join(JoinType::InnerJoin, joins::placement_lease())
         .filter(leases::Column::State.is_in(LeaseState::placed_names()))
         .into_tuple()
         .all(db)
         .await?)
-}
-
-fn placement_lease() -> sea_orm::RelationDef {
-    lease_placements::Entity::belongs_to(leases::Entity)
-        .from(lease_placements::Column::LeaseId)
-        .to(leases::Column::Id)
-        .into()
 }
 
 /// Ids of the leases that hold placements in the database.
