@@ -5,10 +5,12 @@ use aion_agent::backend::GpuBackend;
 use aion_agent::backend::nvml::NvmlBackend;
 use aion_agent::backend::sim::{SimBackend, SimConfig};
 use aion_agent::config::AgentConfig;
+use aion_agent::probe::ProbeReport;
 use aion_agent::reconcile::Agent;
 use aion_mig::GpuModel;
 use anyhow::Context;
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +29,27 @@ pub enum AgentCommand {
     /// Run a command as a workload of a lease, on its MIG device(s); exits with the
     /// command's status.
     Exec(ExecArgs),
+    /// Show what the agent sees on this node, changing nothing: GPUs, MIG instances,
+    /// processes, power, and whether the driver's MIG tables match Aion's. Exits
+    /// non-zero when something must be fixed before the node joins.
+    Probe(ProbeArgs),
+}
+
+/// Flags of `aion agent probe`.
+#[derive(clap::Args, Debug)]
+pub struct ProbeArgs {
+    /// GPU backend.
+    #[arg(long, env = "AION_AGENT_BACKEND", value_enum, default_value = "nvml")]
+    pub backend: BackendKind,
+    /// Simulated GPUs (sim backend).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub sim_gpus: u16,
+    /// Model of the simulated GPUs (sim backend).
+    #[arg(long, default_value = "H100-80GB", value_parser = parse_model)]
+    pub sim_model: GpuModel,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which GPUs the agent drives.
@@ -204,6 +227,42 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// `aion agent probe`: prints the node as the agent sees it; fails on problems.
+pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let report = match args.backend {
+        BackendKind::Nvml => {
+            let nvml = NvmlBackend::init()
+                .context("the nvml backend needs the NVIDIA driver (libnvidia-ml.so.1)")?;
+            let tables = nvml
+                .driver_tables()
+                .context("reading the driver's MIG tables")?;
+            ProbeReport::collect("nvml", &nvml, tables)
+        }
+        BackendKind::Sim => {
+            let sim = SimBackend::new(SimConfig {
+                model: args.sim_model,
+                gpus: usize::from(args.sim_gpus),
+                seed: 0,
+                mig_enabled: true,
+            });
+            ProbeReport::collect("sim", &sim, Vec::new())
+        }
+    }
+    .context("probing the GPUs")?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", report.to_text())?;
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `aion agent exec`: runs the command on the lease's devices and exits with its status.

@@ -112,6 +112,21 @@ fn main() -> ExitCode {
         Command::Agent {
             cmd: agent_cli::AgentCommand::Exec(args),
         } => return agent_cli::exec(args),
+        Command::Agent {
+            cmd: agent_cli::AgentCommand::Probe(args),
+        } => {
+            // Warnings from the backend (a skipped GPU model) go to stderr.
+            let filter = tracing_subscriber::EnvFilter::try_from_env("AION_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            match agent_cli::probe(args) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
+            }
+        }
         other => run_async(other),
     };
     match result {
@@ -162,7 +177,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             // Handled before a runtime is built: they need none.
             Command::Mig { .. }
             | Command::Agent {
-                cmd: agent_cli::AgentCommand::Exec(_),
+                cmd: agent_cli::AgentCommand::Exec(_) | agent_cli::AgentCommand::Probe(_),
             } => Ok(()),
         }
     })

@@ -10,6 +10,7 @@ pub mod error;
 pub mod exec;
 pub mod fleet_sim;
 pub mod plan;
+pub mod probe;
 pub mod reconcile;
 pub mod usage;
 

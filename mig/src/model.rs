@@ -93,16 +93,20 @@ impl Profile {
         let digits: String = after_dot.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().unwrap_or(0)
     }
-    /// Usable memory in MiB as `nvidia-smi mig -lgip` reports it (GiB column,
-    /// e.g. 9.75 GiB for `1g.10gb`), where a driver output has been checked:
-    /// H100-80GB only for now. `None` for the other models: use
+    /// Usable memory in MiB as the driver reports it (`nvidia-smi mig -lgip`, GiB
+    /// column; NVML's `memorySizeMB`), where a driver's table has been checked:
+    /// H100-80GB and H200-141GB. `None` for the other models: use
     /// [`Profile::memory_gb`], the nominal figure in the name.
     pub fn memory_mib(&self) -> Option<u32> {
         // H100 80GB HBM3, `nvidia-smi mig -lgip`: 9.75, 9.75, 19.62, 19.62,
         // 39.50, 39.50, 79.25 GiB (19.62 is 19.625 rounded).
         const H100_80GB_MIB: [u32; 7] = [9_984, 9_984, 20_096, 20_096, 40_448, 40_448, 81_152];
+        // NVIDIA H200, driver 580.159.04, read through NVML by `aion agent probe`:
+        // 16.00, 16.00, 32.50, 32.50, 69.75, 69.75, 140.00 GiB.
+        const H200_141GB_MIB: [u32; 7] = [16_384, 16_384, 33_280, 33_280, 71_424, 71_424, 143_360];
         match self.model {
             GpuModel::H100_80GB => H100_80GB_MIB.get(self.shape.index()).copied(),
+            GpuModel::H200_141GB => H200_141GB_MIB.get(self.shape.index()).copied(),
             _ => None,
         }
     }

@@ -10,7 +10,7 @@ use crate::Result;
 use aion_mig::{GpuModel, ProfileId};
 
 /// One GPU of the node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct GpuInfo {
     /// NVIDIA UUID, `GPU-…`.
     pub uuid: String,
@@ -27,7 +27,7 @@ pub struct GpuInfo {
 }
 
 /// A MIG instance present on a GPU (a GPU instance with its one full compute instance).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct InstanceInfo {
     /// GPU UUID.
     pub gpu_uuid: String,
@@ -40,7 +40,7 @@ pub struct InstanceInfo {
 }
 
 /// A process running on a MIG device.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ProcessInfo {
     /// OS process id.
     pub pid: u32,
@@ -51,7 +51,7 @@ pub struct ProcessInfo {
 }
 
 /// A sample of one GPU and of its MIG devices.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct GpuSample {
     /// GPU UUID.
     pub gpu_uuid: String,
@@ -64,7 +64,7 @@ pub struct GpuSample {
 }
 
 /// A sample of one MIG device.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct InstanceSample {
     /// MIG device UUID.
     pub mig_device_uuid: String,

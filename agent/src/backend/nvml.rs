@@ -6,7 +6,10 @@
 mod ffi;
 mod mapping;
 
-pub use mapping::{full_compute_instance_index, gpu_instance_profile_index, placement_from_nvml};
+pub use mapping::{
+    DriverProfile, full_compute_instance_index, gpu_instance_profile_index, placement_from_nvml,
+    table_differences,
+};
 
 use super::os_process::OsProcess;
 use super::{
@@ -19,7 +22,20 @@ use mapping::{MIB, nvml_error};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
-use nvml_wrapper_sys::bindings::NVML_DEVICE_MIG_ENABLE;
+use nvml_wrapper_sys::bindings::{NVML_DEVICE_MIG_ENABLE, NVML_GPU_INSTANCE_PROFILE_COUNT};
+
+/// The driver's MIG profile table of one GPU, read-only (`aion agent probe`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DriverTable {
+    /// GPU UUID.
+    pub gpu_uuid: String,
+    /// The GPU's model in Aion's tables.
+    pub model: GpuModel,
+    /// The GPU instance profiles the driver offers on it.
+    pub profiles: Vec<DriverProfile>,
+    /// Why the table could not be read (MIG mode disabled, a driver error).
+    pub unreadable: Option<String>,
+}
 
 /// NVML-backed GPUs of this node.
 pub struct NvmlBackend {
@@ -86,7 +102,7 @@ impl NvmlBackend {
         for profile in gpu.info.model.profiles() {
             let index = u32::from(profile.geometry().nvml_index.get());
             let (id, max) = match ffi::gpu_instance_profile(&self.nvml, &gpu.device, index) {
-                Ok(found) => found,
+                Ok(info) => (info.id, info.instance_count),
                 // A profile this GPU or driver does not offer.
                 Err(NvmlError::NotSupported | NvmlError::InvalidArg) => continue,
                 Err(e) => return Err(nvml_error("reading MIG profile info")(e)),
@@ -139,6 +155,53 @@ impl NvmlBackend {
             }
         }
         Ok(None)
+    }
+
+    /// The driver's MIG profile table of every supported GPU, to check against Aion's
+    /// (`mapping::table_differences`). Reads only; a GPU whose table cannot be read
+    /// says why instead of failing the others.
+    pub fn driver_tables(&self) -> Result<Vec<DriverTable>> {
+        let mut tables = Vec::new();
+        for gpu in self.gpus()? {
+            let (profiles, unreadable) = match self.driver_profiles(&gpu) {
+                Ok(p) if p.is_empty() && !gpu.info.mig_enabled => (
+                    p,
+                    Some("MIG mode is disabled: the driver lists no MIG profiles".to_owned()),
+                ),
+                Ok(p) if p.is_empty() => (p, Some("the driver lists no MIG profiles".to_owned())),
+                Ok(p) => (p, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+            tables.push(DriverTable {
+                gpu_uuid: gpu.info.uuid.clone(),
+                model: gpu.info.model,
+                profiles,
+                unreadable,
+            });
+        }
+        Ok(tables)
+    }
+
+    fn driver_profiles(&self, gpu: &Gpu<'_>) -> std::result::Result<Vec<DriverProfile>, NvmlError> {
+        let mut profiles = Vec::new();
+        for index in 0..NVML_GPU_INSTANCE_PROFILE_COUNT {
+            let info = match ffi::gpu_instance_profile(&self.nvml, &gpu.device, index) {
+                Ok(info) => info,
+                // Not offered on this GPU, or MIG mode is disabled.
+                Err(NvmlError::NotSupported | NvmlError::InvalidArg) => continue,
+                Err(e) => return Err(e),
+            };
+            let placements = ffi::possible_placements(&self.nvml, &gpu.device, info.id)?;
+            profiles.push(DriverProfile {
+                index,
+                id: info.id,
+                compute_slices: info.slice_count,
+                max_instances: info.instance_count,
+                memory_mib: info.memory_mib,
+                placements,
+            });
+        }
+        Ok(profiles)
     }
 
     fn mig_gpus(&self) -> Result<Vec<Gpu<'_>>> {
@@ -231,8 +294,9 @@ impl GpuBackend for NvmlBackend {
             .collect();
         GpuState::from_placements(&placed)?.check(profile, start)?;
         let index = u32::from(geometry.nvml_index.get());
-        let (id, _) = ffi::gpu_instance_profile(&self.nvml, &gpu.device, index)
-            .map_err(nvml_error("reading MIG profile info"))?;
+        let id = ffi::gpu_instance_profile(&self.nvml, &gpu.device, index)
+            .map_err(nvml_error("reading MIG profile info"))?
+            .id;
         if id != u32::from(profile.get()) {
             return Err(Error::Backend(format!(
                 "NVML names profile index {index} id {id}, not {profile}; unexpected driver"
@@ -394,7 +458,18 @@ mod tests {
                 );
                 backend.processes().unwrap();
                 backend.sample().unwrap();
-                eprintln!("NVML: {gpus:#?}\n{instances:#?}");
+                // Where MIG mode is enabled, the driver's tables must be Aion's.
+                let tables = backend.driver_tables().unwrap();
+                assert_eq!(tables.len(), gpus.len());
+                for t in &tables {
+                    let mig_enabled = gpus.iter().any(|g| g.uuid == t.gpu_uuid && g.mig_enabled);
+                    if mig_enabled {
+                        assert_eq!(t.unreadable, None, "{t:?}");
+                        let diff = table_differences(t.model, &t.profiles);
+                        assert!(diff.is_empty(), "{}: {diff:#?}", t.gpu_uuid);
+                    }
+                }
+                eprintln!("NVML: {gpus:#?}\n{instances:#?}\n{tables:#?}");
             }
         }
     }

@@ -45,21 +45,73 @@ fn raw(device: &Device<'_>) -> nvmlDevice_t {
     unsafe { device.handle() }
 }
 
-/// `nvmlDeviceGetGpuInstanceProfileInfo`: the profile id and instance count of GPU
-/// instance profile *index* `index` (`NVML_GPU_INSTANCE_PROFILE_*`).
+/// What `nvmlDeviceGetGpuInstanceProfileInfo` says of one GPU instance profile.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ProfileInfo {
+    /// NVML profile id.
+    pub id: u32,
+    /// Compute (GPU) slices.
+    pub slice_count: u32,
+    /// Most instances of the profile on one GPU.
+    pub instance_count: u32,
+    /// Memory of one instance, MiB (NVML names it MB).
+    pub memory_mib: u64,
+}
+
+/// `nvmlDeviceGetGpuInstanceProfileInfo` of GPU instance profile *index* `index`
+/// (`NVML_GPU_INSTANCE_PROFILE_*`).
 pub(super) fn gpu_instance_profile(
     nvml: &Nvml,
     device: &Device<'_>,
     index: u32,
-) -> Result<(u32, u32), NvmlError> {
+) -> Result<ProfileInfo, NvmlError> {
     let sym = nvml_sym(nvml.lib().nvmlDeviceGetGpuInstanceProfileInfo.as_ref())?;
     // SAFETY: see the module comment; `info` is a plain C struct for which all-zero
     // bytes are a valid value, filled in by NVML.
     unsafe {
         let mut info: nvmlGpuInstanceProfileInfo_t = mem::zeroed();
         nvml_try(sym(raw(device), index, &mut info))?;
-        Ok((info.id, info.instanceCount))
+        Ok(ProfileInfo {
+            id: info.id,
+            slice_count: info.sliceCount,
+            instance_count: info.instanceCount,
+            memory_mib: info.memorySizeMB,
+        })
     }
+}
+
+/// `nvmlDeviceGetGpuInstancePossiblePlacements_v2`: every (start, size) at which the
+/// GPU would place an instance of `profile_id`, ignoring the instances present.
+/// (`nvml-wrapper`'s own wrapper of it never sets the vector's length.)
+pub(super) fn possible_placements(
+    nvml: &Nvml,
+    device: &Device<'_>,
+    profile_id: u32,
+) -> Result<Vec<(u32, u32)>, NvmlError> {
+    let sym = nvml_sym(
+        nvml.lib()
+            .nvmlDeviceGetGpuInstancePossiblePlacements_v2
+            .as_ref(),
+    )?;
+    // A GPU has 8 memory slices, so at most 8 starts; 16 slots leave a margin.
+    const SLOTS: usize = 16;
+    let mut placements = [nvmlGpuInstancePlacement_t { start: 0, size: 0 }; SLOTS];
+    let mut count = SLOTS as u32;
+    // SAFETY: `placements` has room for `count` entries, which is what NVML is told;
+    // it writes at most that many and sets `count` to how many it wrote.
+    unsafe {
+        nvml_try(sym(
+            raw(device),
+            profile_id,
+            placements.as_mut_ptr(),
+            &mut count,
+        ))?
+    };
+    Ok(placements
+        .iter()
+        .take((count as usize).min(SLOTS))
+        .map(|p| (p.start, p.size))
+        .collect())
 }
 
 /// `nvmlDeviceGetGpuInstances` for one profile id, with each instance's id and
