@@ -116,7 +116,8 @@ pub async fn run(args: FleetSimArgs) -> anyhow::Result<()> {
         args.server,
         args.state_dir.display()
     );
-    let fleet = Fleet::prepare(config, |done| {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let fleet = Fleet::prepare(config, stop_rx.clone(), |done| {
         if done % step == 0 || done == total {
             println!(
                 "  registered {done}/{total} ({:.1} s)",
@@ -128,7 +129,6 @@ pub async fn run(args: FleetSimArgs) -> anyhow::Result<()> {
     .context("registering the simulated nodes")?;
     let register_s = started.elapsed().as_secs_f64();
     let fleet = Arc::new(fleet);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(Arc::clone(&fleet).run(stop_rx));
     let deadline = args
         .duration_s

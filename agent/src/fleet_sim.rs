@@ -79,9 +79,17 @@ struct Node {
     progress: watch::Receiver<Progress>,
 }
 
+/// A node and its running agent, once started.
+struct Slot {
+    node: Arc<Node>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
 /// A registered fleet, ready to run.
 pub struct Fleet {
     nodes: Vec<Arc<Node>>,
+    /// Agents started as soon as their node registered (see [`Fleet::prepare`]).
+    started: Mutex<Vec<Option<tokio::task::JoinHandle<()>>>>,
     client: AgentClient,
     config: FleetConfig,
     timings: Mutex<Timings>,
@@ -120,38 +128,66 @@ fn seed(site: &str, n: u32) -> u64 {
 impl Fleet {
     /// Builds every node and registers those without a saved credential (join token
     /// first), `register_concurrency` at a time; `progress` is called after each node
-    /// with the number done.
-    pub async fn prepare(config: FleetConfig, progress: impl Fn(usize) + Sync) -> Result<Self> {
+    /// with the number done. A node that registers now starts its agent at once, as a
+    /// real node does (a registered node that stayed silent until the whole fleet had
+    /// registered would be marked unreachable); nodes with a saved credential start in
+    /// [`Fleet::run`], spread over the ramp (a control-plane restart as agents see it).
+    pub async fn prepare(
+        config: FleetConfig,
+        shutdown: watch::Receiver<bool>,
+        progress: impl Fn(usize) + Sync,
+    ) -> Result<Self> {
         let http = http_client(config.nodes as usize)?;
         let client =
             AgentClient::with_http(http.clone(), &config.server_url, Duration::from_secs(60));
         let limit = Arc::new(Semaphore::new(config.register_concurrency.max(1)));
         let done = AtomicUsize::new(0);
-        let mut slots: Vec<Option<Arc<Node>>> = (0..config.nodes).map(|_| None).collect();
+        let mut slots: Vec<Option<Slot>> = (0..config.nodes).map(|_| None).collect();
         let mut tasks = Vec::with_capacity(config.nodes as usize);
         for n in 1..=config.nodes {
             let (config, http, client, limit) = (&config, &http, &client, Arc::clone(&limit));
             let done = &done;
             let progress = &progress;
+            let shutdown = shutdown.clone();
             tasks.push(async move {
                 let _permit = limit
                     .acquire_owned()
                     .await
                     .map_err(|e| Error::Config(format!("registration: {e}")))?;
-                let node = prepare_node(config, http, client, n).await?;
+                let (node, registered_now) = prepare_node(config, http, client, n).await?;
+                let node = Arc::new(node);
+                let running = registered_now
+                    .then(|| tokio::spawn(run_node(Arc::clone(&node), shutdown, Duration::ZERO)));
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                Ok::<_, Error>((n, node))
+                Ok::<_, Error>((n, Slot { node, running }))
             });
         }
         // Polled together on this task, bounded by the semaphore (no task per node).
         let results = futures::future::join_all(tasks).await;
+        let mut failed = None;
         for r in results {
-            let (n, node) = r?;
-            slots[(n - 1) as usize] = Some(Arc::new(node));
+            match r {
+                Ok((n, slot)) => slots[(n - 1) as usize] = Some(slot),
+                Err(e) => failed = failed.or(Some(e)),
+            }
         }
-        let nodes = slots.into_iter().flatten().collect();
+        if let Some(e) = failed {
+            // The agents already started stop with the fleet that failed to form.
+            for slot in slots.iter().flatten() {
+                if let Some(running) = &slot.running {
+                    running.abort();
+                }
+            }
+            return Err(e);
+        }
+        let (nodes, started) = slots
+            .into_iter()
+            .flatten()
+            .map(|slot| (slot.node, slot.running))
+            .unzip();
         Ok(Self {
             nodes,
+            started: Mutex::new(started),
             client,
             config,
             timings: Mutex::new(Timings::default()),
@@ -195,25 +231,36 @@ impl Fleet {
         }
     }
 
-    /// Runs every agent (starts spread over the ramp) and the probe until `shutdown`
-    /// says `true`.
+    /// Runs every agent not started yet (starts spread over the ramp) and the probe
+    /// until `shutdown` says `true`, then waits for every agent to stop.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
-        let count = self.nodes.len().max(1) as u32;
-        for (i, node) in self.nodes.iter().enumerate() {
-            let node = Arc::clone(node);
-            let delay = self.config.ramp / count * i as u32;
-            let mut stop = shutdown.clone();
-            tasks.spawn(async move {
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+        let started = std::mem::take(
+            &mut *self
+                .started
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let waiting = started.iter().filter(|s| s.is_none()).count().max(1) as u32;
+        let mut early = Vec::new();
+        let mut i = 0;
+        for (node, running) in self.nodes.iter().zip(started) {
+            match running {
+                Some(handle) => early.push(handle),
+                None => {
+                    let delay = self.config.ramp / waiting * i;
+                    i += 1;
+                    tasks.spawn(run_node(Arc::clone(node), shutdown.clone(), delay));
                 }
-                if let Err(e) = node.agent.run(stop).await {
-                    tracing::error!(error = %e, "a simulated node stopped");
-                }
-            });
+            }
         }
+        tasks.spawn(async move {
+            for handle in early {
+                if let Err(e) = handle.await {
+                    tracing::error!(error = %e, "a simulated node task failed");
+                }
+            }
+        });
         let probe = Arc::clone(&self);
         let stop = shutdown.clone();
         tasks.spawn(async move { probe.probe_loop(stop).await });
@@ -281,18 +328,31 @@ impl Fleet {
     }
 }
 
+/// Runs one node's agent after `delay` until `stop` says `true`.
+async fn run_node(node: Arc<Node>, mut stop: watch::Receiver<bool>, delay: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        _ = stop.wait_for(|s| *s) => return,
+    }
+    if let Err(e) = node.agent.run(stop).await {
+        tracing::error!(error = %e, "a simulated node stopped");
+    }
+}
+
+/// Builds node `n` and registers it if it has no saved credential (then `true`).
 async fn prepare_node(
     fleet: &FleetConfig,
     http: &reqwest::Client,
     client: &AgentClient,
     n: u32,
-) -> Result<Node> {
+) -> Result<(Node, bool)> {
     let state_dir = node_dir(&fleet.state_dir, n);
     let mut config = AgentConfig::new(&fleet.server_url, &state_dir);
     config.hostname = Some(hostname(&fleet.site, n));
     config.poll_wait = fleet.poll_wait;
     config.request_timeout = Duration::from_secs(60);
-    if CredentialStore::new(&state_dir).load()?.is_none() {
+    let register = CredentialStore::new(&state_dir).load()?.is_none();
+    if register {
         config.join_token = Some(join_token(fleet, http, n).await?);
     }
     let backend = Arc::new(SimBackend::new(SimConfig {
@@ -309,11 +369,14 @@ async fn prepare_node(
     // Registers now (bounded by the caller) rather than when the agent starts.
     agent.credential().await?;
     let progress = agent.progress();
-    Ok(Node {
-        agent,
-        backend,
-        progress,
-    })
+    Ok((
+        Node {
+            agent,
+            backend,
+            progress,
+        },
+        register,
+    ))
 }
 
 async fn join_token(fleet: &FleetConfig, http: &reqwest::Client, n: u32) -> Result<String> {

@@ -65,8 +65,13 @@ impl Agent {
         let Some(desired) = desired else {
             return Ok(());
         };
-        let (present, samples) =
-            blocking(&self.backend, |b| Ok((b.instances()?, b.sample()?))).await?;
+        // Without leases nothing is measured: the step only moves the accumulator's clock,
+        // so the GPUs are not read (most nodes of a fleet, most of the time).
+        let (present, samples) = if desired.leases.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            blocking(&self.backend, |b| Ok((b.instances()?, b.sample()?))).await?
+        };
         let now = self.clock.now();
         let live = usage::live_instances(&desired, &present, now);
         let mut r = self.reports.lock().await;
