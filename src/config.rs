@@ -107,7 +107,7 @@ impl Default for Config {
             scheduler_batch_size: 256,
             scheduler_tick_ms: 500,
             pending_timeout_s: 900,
-            node_timeout_s: 60,
+            node_timeout_s: aion_services::nodes::HEARTBEAT_TIMEOUT_S as u64,
             dev_nodes: 4,
             budget_warn_at_percent: vec![80, 90, 100],
             grant_end_warning_s: 7 * 24 * 3600,
@@ -227,7 +227,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "AION_PENDING_TIMEOUT_S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_timeout_s: Option<u64>,
-    /// Seconds without heartbeat after which a node is unreachable [default: 60].
+    /// Seconds without heartbeat after which a node is unreachable [default: 90].
     #[arg(long, env = "AION_NODE_TIMEOUT_S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_timeout_s: Option<u64>,

@@ -84,6 +84,8 @@ impl Application {
             admission: Arc::default(),
             budget: Arc::new(config.budget()),
             tokens: Arc::default(),
+            node_credentials: Arc::default(),
+            heartbeats: Arc::default(),
         };
         let admin_token_path = config.data_dir.join("admin-token");
         let bootstrap_token = bootstrap::admin_token_if_empty(&services).await?;
@@ -186,6 +188,8 @@ pub async fn services_for_cli(config: &Config) -> anyhow::Result<Services> {
         admission: Arc::default(),
         budget: Arc::new(config.budget()),
         tokens: Arc::default(),
+        node_credentials: Arc::default(),
+        heartbeats: Arc::default(),
     })
 }
 

@@ -15,6 +15,7 @@ mod m20261125_000009_carbon;
 mod m20261125_000010_billing;
 mod m20261126_000011_web_sessions;
 mod m20261126_000012_fleet_revision;
+mod m20261126_000013_fleet_revision_stripes;
 
 /// The ordered list of Aion's migrations.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_billing::Migration),
             Box::new(m20261126_000011_web_sessions::Migration),
             Box::new(m20261126_000012_fleet_revision::Migration),
+            Box::new(m20261126_000013_fleet_revision_stripes::Migration),
         ]
     }
 }

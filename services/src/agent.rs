@@ -25,6 +25,7 @@ use sea_orm::{
     Statement,
 };
 use serde_json::json;
+use std::collections::HashMap;
 
 /// Prefix of node credentials.
 pub const NODE_PREFIX: &str = "aionnode_";
@@ -72,7 +73,7 @@ pub struct NodeAuth {
 
 /// Tells every replica's watchers that these nodes' desired state changed. Call it inside
 /// the writing transaction (PostgreSQL delivers the notice on commit, and drops it on
-/// rollback); also call `svc.events.node_changed()` after commit for this process. A no-op
+/// rollback); also call `svc.events.nodes_changed(ids)` after commit for this process. A no-op
 /// on SQLite, where the single process's in-process events suffice.
 pub async fn notify_nodes(txn: &impl ConnectionTrait, ids: &[NodeId]) -> Result<()> {
     if txn.get_database_backend() != DbBackend::Postgres {
@@ -199,21 +200,84 @@ pub async fn register(
     notify_nodes(&txn, &[node]).await?;
     crate::nodes::bump_fleet_revision(&txn).await?;
     txn.commit().await?;
-    svc.events.node_changed();
+    svc.events.nodes_changed([node.0]);
     svc.events.wake_scheduler();
     Ok(issued)
 }
 
+/// How long a node credential lookup is trusted without reading it again: longer than
+/// the agents' 30 s long-poll, or every poll would read it. Expiry is checked on every
+/// hit. Nothing revokes a node credential at once today: renewal keeps the old one
+/// [`RENEW_GRACE_S`] (longer than this) and forgets the node's entries here; a future
+/// immediate revocation must also reach the other replicas' caches (as
+/// [`crate::token_cache`] does through NOTIFY).
+pub const CREDENTIAL_CACHE_S: i64 = 120;
+/// Entries kept at most; past that the cache starts over (a bound, not an LRU).
+const CREDENTIAL_CACHE_MAX: usize = 200_000;
+
+/// Recent node credential lookups, by secret hash: every agent request authenticates,
+/// and at 36,000 agents that was a credential read per long-poll.
+#[derive(Debug, Default)]
+pub struct CredentialCache {
+    entries: std::sync::Mutex<HashMap<String, CachedCredential>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CachedCredential {
+    auth: NodeAuth,
+    expires_at: DateTime<Utc>,
+    cached_at: DateTime<Utc>,
+}
+
+impl CredentialCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedCredential>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, hash: &str, now: DateTime<Utc>) -> Option<CachedCredential> {
+        let entries = self.lock();
+        let hit = entries.get(hash)?;
+        let age = now - hit.cached_at;
+        (age >= Duration::zero() && age < Duration::seconds(CREDENTIAL_CACHE_S)).then_some(*hit)
+    }
+
+    fn put(&self, hash: String, entry: CachedCredential) {
+        let mut entries = self.lock();
+        if entries.len() >= CREDENTIAL_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(hash, entry);
+    }
+
+    /// Forgets every entry of a node (its credentials changed).
+    pub fn forget_node(&self, node: NodeId) {
+        self.lock().retain(|_, e| e.auth.node_id != node);
+    }
+}
+
 /// Checks a node credential: known, not revoked, not expired. Anything else is 401,
-/// including user tokens presented on agent routes.
+/// including user tokens presented on agent routes. A lookup is cached for
+/// [`CREDENTIAL_CACHE_S`] (see [`CredentialCache`]).
 pub async fn authenticate(svc: &Services, secret: &str) -> Result<NodeAuth> {
     if !secret.starts_with(NODE_PREFIX) {
         return Err(Error::Unauthenticated(
             "agent routes need a node credential (aionnode_…)".into(),
         ));
     }
+    let now = svc.clock.now();
+    let hash = hash_secret(secret);
+    if let Some(hit) = svc.node_credentials.get(&hash, now) {
+        if hit.expires_at <= now {
+            return Err(Error::Unauthenticated(
+                "this node credential has expired".into(),
+            ));
+        }
+        return Ok(hit.auth);
+    }
     let model = node_credentials::Entity::find()
-        .filter(node_credentials::Column::TokenHash.eq(hash_secret(secret)))
+        .filter(node_credentials::Column::TokenHash.eq(hash.clone()))
         .one(&svc.db)
         .await?
         .ok_or_else(|| Error::Unauthenticated("unknown node credential".into()))?;
@@ -222,15 +286,24 @@ pub async fn authenticate(svc: &Services, secret: &str) -> Result<NodeAuth> {
             "this node credential was revoked".into(),
         ));
     }
-    if model.expires_at <= svc.clock.now() {
+    if model.expires_at <= now {
         return Err(Error::Unauthenticated(
             "this node credential has expired".into(),
         ));
     }
-    Ok(NodeAuth {
+    let auth = NodeAuth {
         node_id: model.node_id.into(),
         credential_id: model.id,
-    })
+    };
+    svc.node_credentials.put(
+        hash,
+        CachedCredential {
+            auth,
+            expires_at: model.expires_at,
+            cached_at: now,
+        },
+    );
+    Ok(auth)
 }
 
 /// Issues a new credential and retires the one used (valid [`RENEW_GRACE_S`] more).
@@ -261,6 +334,8 @@ pub async fn renew(svc: &Services, auth: NodeAuth, request_id: &str) -> Result<I
     )
     .await?;
     txn.commit().await?;
+    // The retired credential's cached expiry is stale now.
+    svc.node_credentials.forget_node(auth.node_id);
     Ok(issued)
 }
 

@@ -5,8 +5,9 @@
 //!
 //! Long-polls do not each re-read their node on every change notice (with 36,000 nodes
 //! that is 36,000 queries per scheduled lease): one [`RevisionWatch`] per process reads
-//! the revisions of the watched nodes once per notice (coalesced, at most one read at a
-//! time) and wakes only the long-polls whose node's revision moved.
+//! the revisions of the watched nodes that the notices name (coalesced, at most one read
+//! at a time; all watched nodes when a notice does not say which) and wakes only the
+//! long-polls whose node's revision moved.
 
 use crate::Services;
 use crate::agent::{NodeAuth, heartbeat, heartbeat_fresh, notify_nodes};
@@ -14,6 +15,7 @@ use crate::agent_input::StatusReport;
 use crate::authz::Caller;
 use crate::entities::{gpu_slot_claims, gpus, lease_placements, leases};
 use crate::error::{Error, Result};
+use crate::events::ChangedNodes;
 use crate::ids::{LeaseId, NodeId, PlacementId};
 use crate::lease_lifecycle::{bump_nodes, transition};
 use crate::lease_state::LeaseState;
@@ -133,13 +135,21 @@ async fn read_state(
     node: &crate::entities::nodes::Model,
 ) -> Result<DesiredState> {
     let (placements, lease_rows) = live_placements(db, node.id.into()).await?;
-    let gpu_index: HashMap<uuid::Uuid, i32> = gpus::Entity::find()
-        .filter(gpus::Column::NodeId.eq(node.id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|g| (g.id, g.gpu_index))
-        .collect();
+    // Most polls of an idle node end here, without reading its GPUs.
+    let gpu_index: HashMap<uuid::Uuid, i32> = if placements.is_empty() {
+        HashMap::new()
+    } else {
+        gpus::Entity::find()
+            .select_only()
+            .column(gpus::Column::Id)
+            .column(gpus::Column::GpuIndex)
+            .filter(gpus::Column::NodeId.eq(node.id))
+            .into_tuple::<(uuid::Uuid, i32)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut out: Vec<DesiredLease> = Vec::new();
     let mut slot: HashMap<uuid::Uuid, usize> = HashMap::new();
     for p in placements {
@@ -171,8 +181,10 @@ async fn read_state(
     })
 }
 
-/// Records a heartbeat in its own transaction and wakes watchers if the node came back.
-/// A fresh recorded heartbeat is not written again (no transaction at all).
+/// Records a heartbeat: in memory for a node that is up (written within a second by
+/// [`crate::heartbeats`], nothing at all if the written one is fresh), and in its own
+/// transaction for an `unreachable` node, which comes back at once (audited, watchers and
+/// scheduler woken).
 async fn beat(
     svc: &Services,
     node: NodeId,
@@ -182,17 +194,22 @@ async fn beat(
         .one(&svc.db)
         .await?
         .ok_or(Error::NotFound("node"))?;
-    if heartbeat_fresh(&current, svc.clock.now()) {
+    let now = svc.clock.now();
+    if current.state != NodeState::Unreachable.as_str() {
+        if !heartbeat_fresh(&current, now) {
+            svc.heartbeats.record(node.0, now);
+            svc.heartbeats.ensure_flusher(&svc.db);
+        }
         return Ok(current);
     }
     let txn = svc.write_txn().await?;
-    let (model, changed) = heartbeat(&txn, node, svc.clock.now(), request_id).await?;
+    let (model, changed) = heartbeat(&txn, node, now, request_id).await?;
     if changed {
         crate::nodes::bump_fleet_revision(&txn).await?;
     }
     txn.commit().await?;
     if changed {
-        svc.events.node_changed();
+        svc.events.nodes_changed([node.0]);
         svc.events.wake_scheduler();
     }
     Ok(model)
@@ -271,6 +288,7 @@ impl RevisionWatch {
         all.insert(key, Arc::downgrade(&w));
         tokio::spawn(watch_revisions(
             svc.db.clone(),
+            Arc::downgrade(&svc.events),
             svc.events.nodes(),
             Arc::downgrade(&w),
         ));
@@ -291,11 +309,19 @@ impl RevisionWatch {
             .subscribe()
     }
 
-    /// The nodes someone waits on (forgetting the others).
-    fn watched(&self) -> Vec<uuid::Uuid> {
+    /// The nodes someone waits on (forgetting the others), all of them or those among
+    /// `changed`.
+    fn watched(&self, changed: &ChangedNodes) -> Vec<uuid::Uuid> {
         let mut nodes = self.lock();
         nodes.retain(|_, tx| tx.receiver_count() > 0);
-        nodes.keys().copied().collect()
+        match changed {
+            ChangedNodes::All => nodes.keys().copied().collect(),
+            ChangedNodes::Some(ids) => ids
+                .iter()
+                .filter(|id| nodes.contains_key(id))
+                .copied()
+                .collect(),
+        }
     }
 
     fn publish(&self, revisions: Vec<(uuid::Uuid, i64)>) {
@@ -319,11 +345,13 @@ impl Drop for Running {
     }
 }
 
-/// Re-reads the watched revisions after every node change notice, at most one read per
-/// [`REVISION_READ_EVERY`] (or per read time, if longer); ends when nobody holds the watch
-/// any more or the event hub is gone.
+/// Re-reads the revisions of the watched nodes that changed after every node change
+/// notice (of every watched node when it is unknown which changed, or after a failed
+/// read), at most one read per [`REVISION_READ_EVERY`] (or per read time, if longer);
+/// ends when nobody holds the watch any more or the event hub is gone.
 async fn watch_revisions(
     db: DatabaseConnection,
+    events: Weak<crate::events::Events>,
     mut changes: watch::Receiver<u64>,
     watch: Weak<RevisionWatch>,
 ) {
@@ -340,8 +368,12 @@ async fn watch_revisions(
             changes.borrow_and_update();
         }
         let Some(w) = watch.upgrade() else { return };
+        let Some(hub) = events.upgrade() else { return };
+        let taken = hub.take_changed_nodes();
+        drop(hub);
+        let changed = if retry { ChangedNodes::All } else { taken };
         let started = tokio::time::Instant::now();
-        let ids = w.watched();
+        let ids = w.watched(&changed);
         retry = false;
         if !ids.is_empty() {
             match read_revisions(&db, ids).await {
@@ -476,7 +508,7 @@ pub async fn report_status(
         svc.events.lease_changed();
     }
     if moved.changed > 0 || came_back {
-        svc.events.node_changed();
+        svc.events.nodes_changed([node.0]);
     }
     if moved.freed || came_back {
         svc.events.wake_scheduler();

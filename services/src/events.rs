@@ -4,13 +4,30 @@
 //! on the notice itself). Other replicas learn of changes through PostgreSQL
 //! LISTEN/NOTIFY, which feeds the same counters.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+/// More changed nodes than this between two looks count as "all of them".
+const CHANGED_NODES_MAX: usize = 10_000;
 
 /// Change notices of one process.
 pub struct Events {
     leases: watch::Sender<u64>,
     nodes: watch::Sender<u64>,
+    changed_nodes: Mutex<ChangedNodes>,
     scheduler: Notify,
+}
+
+/// Which nodes changed since the last [`Events::take_changed_nodes`]: the long-polls'
+/// revision watch re-reads only those, not the whole fleet, on each notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangedNodes {
+    /// These nodes (possibly none).
+    Some(HashSet<Uuid>),
+    /// Unknown which: any node may have changed.
+    All,
 }
 
 impl Default for Events {
@@ -18,6 +35,7 @@ impl Default for Events {
         Self {
             leases: watch::channel(0).0,
             nodes: watch::channel(0).0,
+            changed_nodes: Mutex::new(ChangedNodes::Some(HashSet::new())),
             scheduler: Notify::new(),
         }
     }
@@ -29,9 +47,36 @@ impl Events {
         self.leases.send_modify(|n| *n += 1);
     }
 
-    /// Some node's desired state or status changed.
+    /// Some nodes' desired state or status changed, unknown which (every watched node
+    /// is read again).
     pub fn node_changed(&self) {
+        *self.changed() = ChangedNodes::All;
         self.nodes.send_modify(|n| *n += 1);
+    }
+
+    /// These nodes' desired state or status changed.
+    pub fn nodes_changed(&self, ids: impl IntoIterator<Item = Uuid>) {
+        {
+            let mut changed = self.changed();
+            if let ChangedNodes::Some(set) = &mut *changed {
+                set.extend(ids);
+                if set.len() > CHANGED_NODES_MAX {
+                    *changed = ChangedNodes::All;
+                }
+            }
+        }
+        self.nodes.send_modify(|n| *n += 1);
+    }
+
+    /// The nodes changed since the last call (for the one reader of the revisions).
+    pub fn take_changed_nodes(&self) -> ChangedNodes {
+        std::mem::replace(&mut *self.changed(), ChangedNodes::Some(HashSet::new()))
+    }
+
+    fn changed(&self) -> std::sync::MutexGuard<'_, ChangedNodes> {
+        self.changed_nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Pending work for the scheduler (a new lease, freed capacity, a new node).
@@ -52,5 +97,35 @@ impl Events {
     /// Waits until the scheduler is woken (a wake while nobody waits is kept).
     pub async fn scheduler_woken(&self) {
         self.scheduler.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_nodes_are_collected_until_taken_and_an_unknown_change_means_all() {
+        let events = Events::default();
+        let mut seen = events.nodes();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        events.nodes_changed([a]);
+        events.nodes_changed([b, a]);
+        assert!(seen.has_changed().unwrap());
+        assert_eq!(
+            events.take_changed_nodes(),
+            ChangedNodes::Some(HashSet::from([a, b]))
+        );
+        assert_eq!(
+            events.take_changed_nodes(),
+            ChangedNodes::Some(HashSet::new())
+        );
+        seen.borrow_and_update();
+        events.node_changed();
+        events.nodes_changed([a]);
+        assert!(seen.has_changed().unwrap());
+        assert_eq!(events.take_changed_nodes(), ChangedNodes::All);
+        events.nodes_changed((0..=CHANGED_NODES_MAX).map(|_| Uuid::now_v7()));
+        assert_eq!(events.take_changed_nodes(), ChangedNodes::All);
     }
 }

@@ -174,7 +174,7 @@ pub async fn free_slots(txn: &impl ConnectionTrait, lease: uuid::Uuid) -> Result
 }
 
 /// Bumps the desired-state revision of these nodes (their agents long-poll it) and
-/// notifies other replicas; callers still call `events.node_changed()` after commit.
+/// notifies other replicas; callers still call `events.nodes_changed(ids)` after commit.
 pub async fn bump_nodes(
     txn: &impl ConnectionTrait,
     node_ids: &[uuid::Uuid],

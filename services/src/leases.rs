@@ -508,6 +508,7 @@ pub async fn release(svc: &Services, caller: &Caller, id: LeaseId) -> Result<Lea
         LeaseState::Scheduled | LeaseState::Active => Some(LeaseState::Releasing),
         _ => None,
     };
+    let mut nodes: Vec<uuid::Uuid> = Vec::new();
     if let Some(to) = to {
         lease_lifecycle::transition(
             &txn,
@@ -518,7 +519,7 @@ pub async fn release(svc: &Services, caller: &Caller, id: LeaseId) -> Result<Lea
             Some("released by its project".into()),
         )
         .await?;
-        let nodes: Vec<_> = lease_placements::Entity::find()
+        nodes = lease_placements::Entity::find()
             .filter(lease_placements::Column::LeaseId.eq(m.id))
             .all(&txn)
             .await?
@@ -530,7 +531,7 @@ pub async fn release(svc: &Services, caller: &Caller, id: LeaseId) -> Result<Lea
     let lease = with_placements(&txn, lease_lifecycle::load(&txn, id).await?).await?;
     txn.commit().await?;
     svc.events.lease_changed();
-    svc.events.node_changed();
+    svc.events.nodes_changed(nodes);
     svc.events.wake_scheduler();
     Ok(lease)
 }

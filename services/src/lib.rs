@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod fleet_occupancy;
 pub mod grants;
+pub mod heartbeats;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
@@ -86,6 +87,10 @@ pub struct Services {
     pub budget: Arc<ledger::BudgetPolicy>,
     /// Recent API-token lookups (see [`token_cache`]).
     pub tokens: Arc<token_cache::TokenCache>,
+    /// Recent node credential lookups (see [`agent::authenticate`]).
+    pub node_credentials: Arc<agent::CredentialCache>,
+    /// Agent heartbeats waiting to be written (see [`heartbeats`]).
+    pub heartbeats: Arc<heartbeats::HeartbeatBuffer>,
 }
 
 impl Services {

@@ -27,8 +27,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 
-/// Default time without a heartbeat after which a node is `unreachable`.
-pub const HEARTBEAT_TIMEOUT_S: i64 = 60;
+/// Default time without a heartbeat after which a node is `unreachable`: three agent
+/// long-polls (30 s each). With two, one poll answered late under load (a control-plane
+/// restart, 36,000 agents coming back at once) was enough to mark a healthy node
+/// unreachable, whose return then woke its watchers and added to the load.
+pub const HEARTBEAT_TIMEOUT_S: i64 = 90;
 
 /// The state of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -352,36 +355,54 @@ pub async fn operate(svc: &Services, caller: &Caller, id: NodeId, op: Operation)
         .ok_or(Error::NotFound("node"))?;
     bump_fleet_revision(&txn).await?;
     txn.commit().await?;
-    svc.events.node_changed();
+    svc.events.nodes_changed([id.0]);
     if to == NodeState::Ready {
         svc.events.wake_scheduler();
     }
     from_model(node)
 }
 
+/// Rows of the striped fleet revision (migration 13).
+const FLEET_REVISION_STRIPES: i32 = 64;
+
 /// Bumps the fleet revision in `txn`, so the scheduler rebuilds its fleet once `txn`
 /// commits. Every change to what is placeable calls it (a node registered, a node's
-/// state, a GPU's health), last before its commit: the row is shared by all of them, and
-/// taking it last keeps its lock short and its order after any node row's.
+/// state, a GPU's health), last before its commit. It bumps one of
+/// [`FLEET_REVISION_STRIPES`] rows picked at random: concurrent changes rarely wait on
+/// each other's commit (with one row they committed one at a time), and taking the row
+/// last keeps its lock short and its order after any node row's.
 pub(crate) async fn bump_fleet_revision(txn: &impl ConnectionTrait) -> Result<()> {
-    fleet_revision::Entity::update_many()
-        .col_expr(
-            fleet_revision::Column::Revision,
-            Expr::col(fleet_revision::Column::Revision).add(1),
-        )
-        .filter(fleet_revision::Column::Id.eq(1))
-        .exec(txn)
-        .await?;
+    let stripe = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=FLEET_REVISION_STRIPES);
+    let bump = |id: i32| {
+        fleet_revision::Entity::update_many()
+            .col_expr(
+                fleet_revision::Column::Revision,
+                Expr::col(fleet_revision::Column::Revision).add(1),
+            )
+            .filter(fleet_revision::Column::Id.eq(id))
+    };
+    // Row 1 always exists; the others only once migration 13 ran.
+    if bump(stripe).exec(txn).await?.rows_affected == 0 {
+        bump(1).exec(txn).await?;
+    }
     Ok(())
 }
 
-/// The fleet revision as committed (see [`bump_fleet_revision`]).
+/// The fleet revision as committed: the sum of the stripes, which grows exactly when a
+/// bump commits (see [`bump_fleet_revision`]).
 pub(crate) async fn fleet_revision(db: &impl ConnectionTrait) -> Result<i64> {
-    fleet_revision::Entity::find_by_id(1)
-        .one(db)
-        .await?
-        .map(|r| r.revision)
-        .ok_or_else(|| Error::Internal("fleet revision row is missing".into()))
+    let stripes: Vec<i64> = fleet_revision::Entity::find()
+        .select_only()
+        .column(fleet_revision::Column::Revision)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if stripes.is_empty() {
+        return Err(Error::Internal(
+            "the fleet revision rows are missing".into(),
+        ));
+    }
+    Ok(stripes.iter().sum())
 }
 
 /// Moves a node `from → to` (only if still in `from`) and bumps its desired revision.
@@ -419,6 +440,12 @@ pub async fn mark_unreachable_after(
     now: DateTime<Utc>,
     timeout: Duration,
 ) -> Result<u64> {
+    // This replica's heartbeats first, so none waiting in memory is taken for silence
+    // (another replica's are at most `heartbeats::FLUSH_EVERY` late).
+    if let Err(e) = svc.heartbeats.flush(&svc.db).await {
+        tracing::warn!(error = %e, "writing heartbeats before the unreachable sweep failed");
+        return Err(e);
+    }
     let cutoff = now - timeout;
     let stale_filter = || {
         sea_orm::Condition::all()
@@ -439,8 +466,11 @@ pub async fn mark_unreachable_after(
         return Ok(0);
     }
     let txn = svc.write_txn().await?;
+    // Locked, so a heartbeat written meanwhile takes the node out of the set
+    // (PostgreSQL re-checks the filter on the row it waited for).
     let stale = nodes::Entity::find()
         .filter(stale_filter())
+        .lock_exclusive()
         .all(&txn)
         .await?;
     let ids: Vec<uuid::Uuid> = stale.iter().map(|n| n.id).collect();
@@ -478,7 +508,7 @@ pub async fn mark_unreachable_after(
     notify_nodes(&txn, &typed).await?;
     bump_fleet_revision(&txn).await?;
     txn.commit().await?;
-    svc.events.node_changed();
+    svc.events.nodes_changed(ids.iter().copied());
     Ok(ids.len() as u64)
 }
 

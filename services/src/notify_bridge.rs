@@ -1,7 +1,8 @@
 //! The PostgreSQL LISTEN/NOTIFY bridge: writers announce changed nodes with
 //! [`crate::agent::notify_nodes`] (a `pg_notify` on [`NOTIFY_CHANNEL`] inside their
 //! transaction); every replica runs [`run`], which listens on that channel and turns each
-//! notice into `events.node_changed()`, so an agent's long-poll is woken whichever replica
+//! notice (its payload is the node's id) into `events.nodes_changed([id])`, so an agent's
+//! long-poll is woken whichever replica
 //! serves it. It also listens for API-token revocations
 //! ([`crate::token_cache::NOTIFY_CHANNEL`]) and drops them from this replica's token cache.
 //! Nothing to do on SQLite: one process, in-process events suffice.
@@ -53,7 +54,11 @@ async fn listen(
                 if notice.channel() == TOKEN_CHANNEL {
                     svc.tokens.forget(notice.payload());
                 } else {
-                    svc.events.node_changed();
+                    // The payload is the node's id; anything else: re-read every node.
+                    match notice.payload().parse::<uuid::Uuid>() {
+                        Ok(node) => svc.events.nodes_changed([node]),
+                        Err(_) => svc.events.node_changed(),
+                    }
                 }
             }
         }

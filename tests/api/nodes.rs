@@ -291,11 +291,13 @@ async fn nodes_that_miss_heartbeats_become_unreachable_and_come_back_when_they_r
     )
     .await
     .expect(200);
-    app.clock.advance(chrono::Duration::seconds(45));
+    // The node timeout is 90 s: `quiet` is silent 100 s; `alive` polled 40 s ago (its
+    // heartbeat still in the replica's memory: the sweep writes it first).
+    app.clock.advance(chrono::Duration::seconds(60));
     app.get("/v1/agent/desired-state", &alive_cred)
         .await
         .expect(200);
-    app.clock.advance(chrono::Duration::seconds(30));
+    app.clock.advance(chrono::Duration::seconds(40));
     aion_services::nodes::mark_unreachable(&app.services, app.clock.now())
         .await
         .unwrap();

@@ -77,7 +77,7 @@ pub(super) async fn place_pending(
             ..BatchReport::default()
         });
     }
-    commit::write(&txn, &plan, now).await?;
+    let touched = commit::write(&txn, &plan, now).await?;
     txn.commit().await?;
     if plan.rebuild {
         state.invalidate();
@@ -93,7 +93,7 @@ pub(super) async fn place_pending(
     record(&report);
     if report.placed + report.preempted + report.failed > 0 || !plan.reasons.is_empty() {
         svc.events.lease_changed();
-        svc.events.node_changed();
+        svc.events.nodes_changed(touched);
     }
     Ok(report)
 }

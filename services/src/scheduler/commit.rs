@@ -60,12 +60,13 @@ pub(super) struct Plan {
     pub rebuild: bool,
 }
 
-/// Writes `plan` in `txn` (the caller commits).
+/// Writes `plan` in `txn` (the caller commits); answers the nodes whose desired state
+/// it changed.
 pub(super) async fn write(
     txn: &impl ConnectionTrait,
     plan: &Plan,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<Uuid>> {
     let caller = Caller::system("scheduler");
     let victims: Vec<Uuid> = plan.preempt.iter().map(|(v, _)| *v).collect();
     let mut touched: BTreeSet<Uuid> = nodes_of(txn, &victims).await?.into_iter().collect();
@@ -114,7 +115,8 @@ pub(super) async fn write(
         lease_lifecycle::transition(txn, now, &caller, lease, LeaseState::Failed, reason).await?;
     }
     let touched: Vec<Uuid> = touched.into_iter().collect();
-    lease_lifecycle::bump_nodes(txn, &touched, now).await
+    lease_lifecycle::bump_nodes(txn, &touched, now).await?;
+    Ok(touched)
 }
 
 async fn preempt(

@@ -116,7 +116,7 @@ pub(super) async fn expire_active(
     if !ended.is_empty() {
         tracing::info!(count = ended.len(), "scheduler: leases expired");
         svc.events.lease_changed();
-        svc.events.node_changed();
+        svc.events.nodes_changed(nodes);
     }
     Ok(ended.len())
 }

@@ -2,8 +2,9 @@
 //! database, and the maps between engine keys and database ids.
 //!
 //! Every database node becomes one or two engine nodes: its placeable GPUs (node `ready`,
-//! GPU `ok`) and the others. Both carry the node's site and labels plus the reserved label
-//! [`PLACEABLE_LABEL`] (`true`/`false`); every request asks for `true`. So cordoned,
+//! GPU `ok`) and the others. Both carry the node's site and only the reserved label
+//! [`PLACEABLE_LABEL`] (`true`/`false`; not the node's own labels, see `build_fleet`);
+//! every request asks for `true`. So cordoned,
 //! draining and unreachable nodes, and unhealthy GPUs, keep their live instances accounted
 //! (they can still be preempted and released) but receive no new placements.
 
@@ -36,8 +37,8 @@ pub(crate) struct GpuRef {
 }
 
 /// What the fleet looked like when read: the fleet revision, which every change to what
-/// is placeable bumps (see `nodes::bump_fleet_revision`). One row, read once per tick,
-/// whatever the size of the fleet; a change means the fleet must be rebuilt.
+/// is placeable bumps (see `nodes::bump_fleet_revision`). 64 small rows, read once per
+/// tick, whatever the size of the fleet; a change means the fleet must be rebuilt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Fingerprint(i64);
 
@@ -70,7 +71,6 @@ impl FleetView {
             .select_only()
             .column(nodes::Column::Id)
             .column(nodes::Column::Site)
-            .column(nodes::Column::Labels)
             .column(nodes::Column::State)
             .order_by_asc(nodes::Column::Id)
             .into_tuple()
@@ -155,8 +155,8 @@ fn internal(e: aion_mig::MigError) -> Error {
 type GpuMap = HashMap<(NodeId, u8), GpuRef>;
 type GpuAt = HashMap<Uuid, (NodeId, u8)>;
 
-/// (id, site, labels, state) of a node.
-type NodeRow = (Uuid, String, String, String);
+/// (id, site, state) of a node.
+type NodeRow = (Uuid, String, String);
 /// (id, node id, UUID, model, health) of a GPU.
 type GpuRow = (Uuid, Uuid, String, String, String);
 
@@ -167,8 +167,7 @@ fn build_fleet(node_rows: &[NodeRow], gpu_rows: &[GpuRow]) -> (Fleet, GpuMap, Gp
         by_node.entry(g.1).or_default().push(g);
     }
     let (mut fleet, mut map, mut at) = (Fleet::new(), HashMap::new(), HashMap::new());
-    for (node_id, site, labels, state) in node_rows {
-        let labels: BTreeMap<String, String> = serde_json::from_str(labels).unwrap_or_default();
+    for (node_id, site, state) in node_rows {
         let mut parts: BTreeMap<(GpuModel, bool), Vec<&GpuRow>> = BTreeMap::new();
         for g in by_node.get(node_id).into_iter().flatten() {
             let (_, _, uuid, model, health) = g;
@@ -182,9 +181,12 @@ fn build_fleet(node_rows: &[NodeRow], gpu_rows: &[GpuRow]) -> (Fleet, GpuMap, Gp
         for ((model, placeable), list) in parts {
             let id = NodeId(fleet.nodes.len() as u64);
             let mut node = Node::new(id, site, model, list.len());
-            node.labels = labels.clone();
-            node.labels
-                .insert(PLACEABLE_LABEL.into(), placeable.to_string());
+            // Not the node's own labels: no lease selects by them, and the engine keeps
+            // its indexes per (model, site, labels) group, some 80 KiB each. With a label
+            // unique to each node (a serial number, a host name) 36,000 nodes were 36,000
+            // groups: gigabytes, and seconds per rebuild. A label selector on leases
+            // would need the engine to index sparse groups first.
+            node.labels = BTreeMap::from([(PLACEABLE_LABEL.to_owned(), placeable.to_string())]);
             for (i, (gpu_id, _, uuid, _, _)) in list.into_iter().enumerate() {
                 let index = u8::try_from(i).unwrap_or(u8::MAX);
                 at.insert(*gpu_id, (id, index));

@@ -116,6 +116,8 @@ async fn services(url: &str, clock: &Clock) -> Services {
         admission: Arc::default(),
         budget: Arc::default(),
         tokens: Arc::default(),
+        node_credentials: Arc::default(),
+        heartbeats: Arc::default(),
     }
 }
 
@@ -301,4 +303,5 @@ async fn assert_claims_consistent(w: &World) {
 
 mod cases;
 mod grant_end;
+mod heartbeats;
 mod ledger_migration;

@@ -1,0 +1,109 @@
+//! Heartbeats kept in memory and written together (`aion_services::heartbeats`): the
+//! written time is the recorded one, the unreachable sweep sees this replica's waiting
+//! heartbeats, an unreachable node is not revived by a buffered one, and a poll of an
+//! unreachable node brings it back at once.
+
+use super::*;
+use aion_services::agent::NodeAuth;
+use aion_services::{agent_sync, nodes as node_registry};
+
+on_both_databases!(
+    a_flushed_heartbeat_is_the_recorded_time_and_never_goes_back,
+    the_unreachable_sweep_counts_heartbeats_still_in_memory,
+    a_poll_records_a_heartbeat_and_brings_an_unreachable_node_back,
+);
+
+async fn heartbeat_of(w: &World, node: Uuid) -> Option<chrono::DateTime<Utc>> {
+    nodes::Entity::find_by_id(node)
+        .one(&w.svc.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_heartbeat_at
+}
+
+async fn state_of(w: &World, node: Uuid) -> String {
+    nodes::Entity::find_by_id(node)
+        .one(&w.svc.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+async fn a_flushed_heartbeat_is_the_recorded_time_and_never_goes_back(backend: Backend) {
+    let w = World::new(backend).await;
+    let t0 = w.svc.clock.now();
+    let (a, b) = (w.node("a", "ready", 1).await, w.node("b", "ready", 1).await);
+    let down = w.node("down", "unreachable", 1).await;
+    let t1 = t0 + Duration::milliseconds(20_123);
+    w.svc.heartbeats.record(a, t1);
+    w.svc.heartbeats.record(b, t1 + Duration::seconds(3));
+    // An older heartbeat of `a` arriving later does not win over the newer one.
+    w.svc.heartbeats.record(a, t1 - Duration::seconds(5));
+    w.svc.heartbeats.record(down, t1);
+    assert_eq!(w.svc.heartbeats.len(), 3);
+    assert_eq!(w.svc.heartbeats.flush(&w.svc.db).await.unwrap(), 3);
+    assert!(w.svc.heartbeats.is_empty());
+    assert_eq!(heartbeat_of(&w, a).await, Some(t1));
+    assert_eq!(heartbeat_of(&w, b).await, Some(t1 + Duration::seconds(3)));
+    // The unreachable node comes back only through the audited path, not a buffer.
+    assert_eq!(heartbeat_of(&w, down).await, Some(t0));
+    // A stale heartbeat flushed after a newer one was written does not move it back.
+    w.svc.heartbeats.record(b, t1);
+    w.svc.heartbeats.flush(&w.svc.db).await.unwrap();
+    assert_eq!(heartbeat_of(&w, b).await, Some(t1 + Duration::seconds(3)));
+}
+
+async fn the_unreachable_sweep_counts_heartbeats_still_in_memory(backend: Backend) {
+    let w = World::new(backend).await;
+    let t0 = w.svc.clock.now();
+    let (quiet, heard) = (
+        w.node("quiet", "ready", 1).await,
+        w.node("heard", "ready", 1).await,
+    );
+    w.svc.heartbeats.record(heard, t0 + Duration::seconds(50));
+    // 91 s after the last written heartbeat of both; `heard` was heard 41 s ago, in memory.
+    let marked = node_registry::mark_unreachable_after(
+        &w.svc,
+        t0 + Duration::seconds(91),
+        Duration::seconds(90),
+    )
+    .await
+    .unwrap();
+    assert_eq!(marked, 1);
+    assert_eq!(state_of(&w, quiet).await, "unreachable");
+    assert_eq!(state_of(&w, heard).await, "ready");
+    assert!(w.svc.heartbeats.is_empty());
+}
+
+async fn a_poll_records_a_heartbeat_and_brings_an_unreachable_node_back(backend: Backend) {
+    let w = World::new(backend).await;
+    let t0 = w.svc.clock.now();
+    let (up, down) = (
+        w.node("up", "ready", 1).await,
+        w.node("down", "unreachable", 1).await,
+    );
+    w.svc.clock.advance(Duration::seconds(20));
+    let auth = |node: Uuid| NodeAuth {
+        node_id: node.into(),
+        credential_id: Uuid::now_v7(),
+    };
+    let poll =
+        |node| agent_sync::desired_state(&w.svc, auth(node), None, std::time::Duration::ZERO, "t");
+    poll(up).await.unwrap();
+    // Recorded in memory (the flusher task may have written it already: a second).
+    w.svc.heartbeats.flush(&w.svc.db).await.unwrap();
+    assert_eq!(heartbeat_of(&w, up).await, Some(t0 + Duration::seconds(20)));
+    // A second poll within the freshness window records nothing.
+    poll(up).await.unwrap();
+    assert!(w.svc.heartbeats.is_empty());
+    // The unreachable node is ready again after its poll, written at once.
+    let state = poll(down).await.unwrap();
+    assert_eq!(state.node_state.as_str(), "ready");
+    assert_eq!(
+        heartbeat_of(&w, down).await,
+        Some(t0 + Duration::seconds(20))
+    );
+    assert!(w.svc.heartbeats.is_empty());
+}
