@@ -199,16 +199,29 @@ mod tests {
         }
     }
 
-    /// The H100 80GB table as `nvidia-smi mig -lgip` / `-lgipp` print it (driver 535+).
-    fn h100_driver_table() -> Vec<DriverProfile> {
-        let row = |index, id, c, max, mib, starts: &[u32], size| DriverProfile {
+    /// One driver profile: index, id, compute slices, instance limit, MiB, and the
+    /// starts of its placements of `size` memory slices.
+    fn row(
+        index: u32,
+        id: u32,
+        c: u32,
+        max: u32,
+        mib: u64,
+        starts: &[u32],
+        size: u32,
+    ) -> DriverProfile {
+        DriverProfile {
             index,
             id,
             compute_slices: c,
             max_instances: max,
             memory_mib: mib,
             placements: starts.iter().map(|&s| (s, size)).collect(),
-        };
+        }
+    }
+
+    /// The H100 80GB table as `nvidia-smi mig -lgip` / `-lgipp` print it (driver 535+).
+    fn h100_driver_table() -> Vec<DriverProfile> {
         vec![
             row(0, 19, 1, 7, 9_984, &[0, 1, 2, 3, 4, 5, 6], 1),
             row(7, 20, 1, 1, 9_984, &[0, 1, 2, 3, 4, 5, 6], 1),
@@ -231,14 +244,6 @@ mod tests {
     /// driver's order.
     #[test]
     fn the_h200_table_read_from_a_real_driver_agrees_with_aion() {
-        let row = |index, id, c, max, mib, starts: &[u32], size| DriverProfile {
-            index,
-            id,
-            compute_slices: c,
-            max_instances: max,
-            memory_mib: mib,
-            placements: starts.iter().map(|&s| (s, size)).collect(),
-        };
         let driver = vec![
             row(0, 19, 1, 7, 16_384, &[0, 1, 2, 3, 4, 5, 6], 1),
             row(1, 14, 2, 3, 33_280, &[0, 2, 4], 2),
