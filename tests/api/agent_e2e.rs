@@ -362,6 +362,50 @@ fn agent_run_with_the_nvml_backend_and_no_driver_exits_non_zero_with_a_clear_mes
 }
 
 #[test]
+fn agent_probe_reports_a_simulated_node_as_json_and_text() {
+    let probe = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aion"))
+            .args(["agent", "probe", "--backend", "sim", "--sim-gpus", "3"])
+            .args(["--sim-model", "H200-141GB"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = probe(&["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["backend"], "sim");
+    assert_eq!(report["gpus"].as_array().unwrap().len(), 3);
+    assert_eq!(report["gpus"][0]["model"], "H200-141GB");
+    assert_eq!(report["samples"].as_array().unwrap().len(), 3);
+    assert_eq!(report["problems"], serde_json::json!([]));
+    let out = probe(&[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("GPUs: 3"), "{text}");
+    assert!(text.contains("MIG enabled"), "{text}");
+}
+
+#[test]
+fn agent_probe_with_the_nvml_backend_and_no_driver_exits_non_zero_with_a_clear_message() {
+    if Path::new("/dev/nvidiactl").exists() {
+        return; // a driver is present: this test is about machines without one
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aion"))
+        .args(["agent", "probe", "--backend", "nvml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NVIDIA driver"), "{stderr}");
+}
+
+#[test]
 fn agent_exec_refuses_a_lease_the_agent_does_not_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aion"))
