@@ -79,9 +79,10 @@ enum AuditCommand {
     Verify(ConfigArgs),
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr, filtered by `AION_LOG` or else at `default_level`.
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AION_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -116,12 +117,7 @@ fn main() -> ExitCode {
             cmd: agent_cli::AgentCommand::Probe(args),
         } => {
             // Warnings from the backend (a skipped GPU model) go to stderr.
-            let filter = tracing_subscriber::EnvFilter::try_from_env("AION_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .init();
+            init_logging(LogFormat::Text, "warn");
             match agent_cli::probe(args) {
                 Ok(code) => return code,
                 Err(e) => Err(e),
@@ -160,18 +156,13 @@ fn run_async(command: Command) -> anyhow::Result<()> {
                     },
             } => grant_platform_role(config, &issuer, &subject, &role).await,
             Command::FleetSim(args) => {
-                let filter = tracing_subscriber::EnvFilter::try_from_env("AION_LOG")
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
-                tracing_subscriber::fmt()
-                    .with_env_filter(filter)
-                    .with_writer(std::io::stderr)
-                    .init();
+                init_logging(LogFormat::Text, "error");
                 fleet_sim::run(args).await
             }
             Command::Agent {
                 cmd: agent_cli::AgentCommand::Run(args),
             } => {
-                init_logging(LogFormat::Text);
+                init_logging(LogFormat::Text, "info");
                 agent_cli::run(args).await
             }
             // Handled before a runtime is built: they need none.
@@ -185,7 +176,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
 
 async fn serve(args: ConfigArgs, mode: Mode) -> anyhow::Result<()> {
     let config = args.load()?;
-    init_logging(config.log_format);
+    init_logging(config.log_format, "info");
     let nofile = raise_nofile_limit();
     tracing::info!(?config, ?mode, ?nofile, "starting");
     let app = Application::build(&config, mode).await?;
@@ -233,7 +224,7 @@ async fn serve(args: ConfigArgs, mode: Mode) -> anyhow::Result<()> {
 
 async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    init_logging(config.log_format);
+    init_logging(config.log_format, "info");
     let conn = aion_services::db::connect(&config.database_url(), 2).await?;
     let pending = aion_services::db::pending_migrations(&conn).await?;
     aion_services::db::migrate(&conn).await?;

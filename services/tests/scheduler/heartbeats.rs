@@ -13,22 +13,20 @@ on_both_databases!(
     a_poll_records_a_heartbeat_and_brings_an_unreachable_node_back,
 );
 
-async fn heartbeat_of(w: &World, node: Uuid) -> Option<chrono::DateTime<Utc>> {
+async fn node_row(w: &World, node: Uuid) -> nodes::Model {
     nodes::Entity::find_by_id(node)
         .one(&w.svc.db)
         .await
         .unwrap()
         .unwrap()
-        .last_heartbeat_at
+}
+
+async fn heartbeat_of(w: &World, node: Uuid) -> Option<chrono::DateTime<Utc>> {
+    node_row(w, node).await.last_heartbeat_at
 }
 
 async fn state_of(w: &World, node: Uuid) -> String {
-    nodes::Entity::find_by_id(node)
-        .one(&w.svc.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .state
+    node_row(w, node).await.state
 }
 
 async fn a_flushed_heartbeat_is_the_recorded_time_and_never_goes_back(backend: Backend) {
