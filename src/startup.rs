@@ -147,10 +147,7 @@ impl Application {
     /// the scheduler running beside the server (it leads or waits to lead).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(aion_services::notify_bridge::run(
-            self.services.clone(),
-            stopped.clone(),
-        ));
+        aion_services::notify_bridge::spawn(self.services.clone(), stopped.clone());
         // Seals audit events into the hash chain shortly after their mutations commit.
         tokio::spawn(aion_services::audit_chain::run(
             self.services.db.clone(),

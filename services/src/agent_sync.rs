@@ -10,7 +10,7 @@
 //! long-polls whose node's revision moved.
 
 use crate::Services;
-use crate::agent::{NodeAuth, heartbeat, heartbeat_fresh, notify_nodes};
+use crate::agent::{NodeAuth, heartbeat, notify_nodes};
 use crate::agent_input::StatusReport;
 use crate::authz::Caller;
 use crate::entities::{gpu_slot_claims, gpus, lease_placements, leases};
@@ -181,29 +181,36 @@ async fn read_state(
     })
 }
 
+/// What a long-poll knows of its node: the row's revision and state, and the desired
+/// state at that revision.
+#[derive(Debug)]
+struct KnownNode {
+    revision: i64,
+    state: NodeState,
+    desired: Arc<DesiredState>,
+}
+
 /// Records a heartbeat: in memory for a node that is up (written within a second by
-/// [`crate::heartbeats`], nothing at all if the written one is fresh), and in its own
-/// transaction for an `unreachable` node, which comes back at once (audited, watchers and
-/// scheduler woken).
+/// [`crate::heartbeats`], nothing at all if one was recorded or written lately), and in
+/// its own transaction for an `unreachable` node, which comes back at once (audited,
+/// watchers and scheduler woken). Answers whether the node came back.
 async fn beat(
     svc: &Services,
+    revisions: &RevisionWatch,
+    known: &KnownNode,
     node: NodeId,
     request_id: &str,
-) -> Result<crate::entities::nodes::Model> {
-    let current = crate::entities::nodes::Entity::find_by_id(node.0)
-        .one(&svc.db)
-        .await?
-        .ok_or(Error::NotFound("node"))?;
+) -> Result<bool> {
     let now = svc.clock.now();
-    if current.state != NodeState::Unreachable.as_str() {
-        if !heartbeat_fresh(&current, now) {
+    if known.state != NodeState::Unreachable {
+        if revisions.heartbeat_due(node.0, now) {
             svc.heartbeats.record(node.0, now);
             svc.heartbeats.ensure_flusher(&svc.db);
         }
-        return Ok(current);
+        return Ok(false);
     }
     let txn = svc.write_txn().await?;
-    let (model, changed) = heartbeat(&txn, node, now, request_id).await?;
+    let (_, changed) = heartbeat(&txn, node, now, request_id).await?;
     if changed {
         crate::nodes::bump_fleet_revision(&txn).await?;
     }
@@ -212,12 +219,14 @@ async fn beat(
         svc.events.nodes_changed([node.0]);
         svc.events.wake_scheduler();
     }
-    Ok(model)
+    Ok(changed)
 }
 
 /// The node's desired state. If `known` equals the current revision, waits up to `wait`
-/// for it to change (woken by node change notices, then re-reading the database) and
-/// answers the state as it then is. The poll is a heartbeat.
+/// for it to change (woken by node change notices) and answers the state as it then is.
+/// The poll is a heartbeat. A node whose revision did not move since this process last
+/// read it is answered from memory (see [`RevisionWatch`]): at 36,000 nodes, polls cost
+/// no query at all.
 #[tracing::instrument(skip_all, err, fields(node_id = %auth.node_id))]
 pub async fn desired_state(
     svc: &Services,
@@ -226,16 +235,22 @@ pub async fn desired_state(
     wait: std::time::Duration,
     request_id: &str,
 ) -> Result<DesiredState> {
+    let node = auth.node_id;
     // Subscribe before reading, so a change between the read and the wait is not lost.
     let revisions = RevisionWatch::of(svc);
-    let mut changes = revisions.subscribe(auth.node_id.0);
-    let mut node = beat(svc, auth.node_id, request_id).await?;
+    let mut changes = revisions.subscribe(node.0);
+    let mut current = revisions.current(svc, node).await?;
+    if beat(svc, &revisions, &current, node, request_id).await? {
+        // Back from `unreachable`: its revision moved before the watch can know it.
+        revisions.forget(node.0);
+        current = revisions.current(svc, node).await?;
+    }
     let deadline = tokio::time::Instant::now() + wait;
-    while known == Some(node.desired_revision) {
-        let held = node.desired_revision;
+    while known == Some(current.revision) {
+        let held = current.revision;
         let moved = loop {
             match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Ok(Ok(())) if *changes.borrow_and_update() != held => break true,
+                Ok(Ok(())) if *changes.borrow_and_update() > held => break true,
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => break false,
             }
@@ -243,12 +258,9 @@ pub async fn desired_state(
         if !moved {
             break;
         }
-        node = crate::entities::nodes::Entity::find_by_id(auth.node_id.0)
-            .one(&svc.db)
-            .await?
-            .ok_or(Error::NotFound("node"))?;
+        current = revisions.current(svc, node).await?;
     }
-    read_state(&svc.db, &node).await
+    Ok(DesiredState::clone(&current.desired))
 }
 
 /// Shortest time between two revision reads of a [`RevisionWatch`]: notices that come
@@ -256,16 +268,48 @@ pub async fn desired_state(
 const REVISION_READ_EVERY: Duration = Duration::from_millis(20);
 /// Above this many watched nodes, the revisions are read with one scan of `nodes`.
 const SCAN_ABOVE: usize = 500;
+/// How long a node stays watched after its last poll: longer than the longest long-poll
+/// plus the agent's turn-around, so what is known of it survives from poll to poll.
+const KEEP_AFTER_POLL: Duration = Duration::from_secs(2 * MAX_WAIT_S + 30);
+/// A known desired state is read again after this long even if no notice moved its
+/// revision: a bound on the harm of a change that forgot to bump its nodes.
+const KNOWN_AT_MOST: Duration = Duration::from_secs(300);
 
-/// The revisions of the nodes being long-polled in this process, one channel per node,
-/// kept current by one task that re-reads them after node change notices.
-struct RevisionWatch {
-    nodes: std::sync::Mutex<HashMap<uuid::Uuid, watch::Sender<i64>>>,
-    running: AtomicBool,
+/// One watched node: its revision as last read, and what a poll last read of it.
+struct Watched {
+    revision: watch::Sender<i64>,
+    known: Option<Known>,
+    /// When this process last recorded (or read) its heartbeat.
+    beat_at: Option<chrono::DateTime<chrono::Utc>>,
+    polled_at: tokio::time::Instant,
 }
 
-/// One watch per [`Services`] (keyed by its event hub), shared by its long-polls.
-static WATCHES: LazyLock<std::sync::Mutex<HashMap<usize, Weak<RevisionWatch>>>> =
+/// A node as read by a poll, trusted while its revision stays the same, notices stay
+/// complete in the same epoch, and it is younger than [`KNOWN_AT_MOST`].
+struct Known {
+    node: Arc<KnownNode>,
+    epoch: u64,
+    read_at: tokio::time::Instant,
+}
+
+/// The revisions of the nodes being long-polled in this process, one channel per node,
+/// kept current by one task that re-reads them after node change notices, and what the
+/// polls last read of each node. A node is registered here before a poll reads it, so a
+/// change committed after that read is re-read by the task (from its own notice or,
+/// from another replica, through LISTEN/NOTIFY) and moves the revision: what a poll read
+/// is trusted until then, and answers later polls without a query.
+struct RevisionWatch {
+    nodes: std::sync::Mutex<HashMap<uuid::Uuid, Watched>>,
+    events: Weak<crate::events::Events>,
+    running: AtomicBool,
+    /// Set by a failed revision read, cleared by the next good one (of every node).
+    failing: AtomicBool,
+    pruned_at: std::sync::Mutex<tokio::time::Instant>,
+}
+
+/// One watch per [`Services`] (keyed by its event hub), shared by its long-polls and kept
+/// (with what it knows) as long as that hub lives.
+static WATCHES: LazyLock<std::sync::Mutex<HashMap<usize, Arc<RevisionWatch>>>> =
     LazyLock::new(Default::default);
 
 impl RevisionWatch {
@@ -275,17 +319,23 @@ impl RevisionWatch {
         let mut all = WATCHES
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.retain(|_, w| w.strong_count() > 0);
-        if let Some(w) = all.get(&key).and_then(Weak::upgrade)
+        all.retain(|_, w| w.events.strong_count() > 0);
+        if let Some(w) = all.get(&key)
             && w.running.load(Ordering::Acquire)
+            && w.events
+                .upgrade()
+                .is_some_and(|e| Arc::ptr_eq(&e, &svc.events))
         {
-            return w;
+            return Arc::clone(w);
         }
         let w = Arc::new(Self {
             nodes: std::sync::Mutex::new(HashMap::new()),
+            events: Arc::downgrade(&svc.events),
             running: AtomicBool::new(true),
+            failing: AtomicBool::new(false),
+            pruned_at: std::sync::Mutex::new(tokio::time::Instant::now()),
         });
-        all.insert(key, Arc::downgrade(&w));
+        all.insert(key, Arc::clone(&w));
         tokio::spawn(watch_revisions(
             svc.db.clone(),
             Arc::downgrade(&svc.events),
@@ -295,7 +345,7 @@ impl RevisionWatch {
         w
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<uuid::Uuid, watch::Sender<i64>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<uuid::Uuid, Watched>> {
         self.nodes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -303,17 +353,114 @@ impl RevisionWatch {
 
     /// A receiver of `node`'s revision (its value may be stale until the next change).
     fn subscribe(&self, node: uuid::Uuid) -> watch::Receiver<i64> {
-        self.lock()
-            .entry(node)
-            .or_insert_with(|| watch::channel(i64::MIN).0)
-            .subscribe()
+        let mut nodes = self.lock();
+        let entry = nodes.entry(node).or_insert_with(|| Watched {
+            revision: watch::channel(i64::MIN).0,
+            known: None,
+            beat_at: None,
+            polled_at: tokio::time::Instant::now(),
+        });
+        entry.polled_at = tokio::time::Instant::now();
+        entry.revision.subscribe()
     }
 
-    /// The nodes someone waits on (forgetting the others), all of them or those among
-    /// `changed`.
-    fn watched(&self, changed: &ChangedNodes) -> Vec<uuid::Uuid> {
+    /// What is known of `node` if it is still current (see [`Known`]).
+    fn known(&self, node: uuid::Uuid) -> Option<Arc<KnownNode>> {
+        let epoch = self.events.upgrade()?.notice_epoch()?;
+        if self.failing.load(Ordering::Acquire) || !self.running.load(Ordering::Acquire) {
+            return None;
+        }
+        let nodes = self.lock();
+        let w = nodes.get(&node)?;
+        let k = w.known.as_ref()?;
+        (k.epoch == epoch
+            && *w.revision.borrow() == k.node.revision
+            && k.read_at.elapsed() < KNOWN_AT_MOST)
+            .then(|| Arc::clone(&k.node))
+    }
+
+    /// `node` as known, or read now (and kept, unless a newer revision is already
+    /// known). The caller has subscribed to the node first.
+    async fn current(&self, svc: &Services, node: NodeId) -> Result<Arc<KnownNode>> {
+        if let Some(k) = self.known(node.0) {
+            return Ok(k);
+        }
+        // Taken before the read: an epoch that ends during it leaves the read untrusted.
+        let epoch = self.events.upgrade().and_then(|e| e.notice_epoch());
+        let read_at = tokio::time::Instant::now();
+        let row = crate::entities::nodes::Entity::find_by_id(node.0)
+            .one(&svc.db)
+            .await?
+            .ok_or(Error::NotFound("node"))?;
+        let desired = read_state(&svc.db, &row).await?;
+        let known = Arc::new(KnownNode {
+            revision: row.desired_revision,
+            state: desired.node_state,
+            desired: Arc::new(desired),
+        });
         let mut nodes = self.lock();
-        nodes.retain(|_, tx| tx.receiver_count() > 0);
+        if let Some(w) = nodes.get_mut(&node.0) {
+            w.revision.send_if_modified(|v| {
+                std::mem::replace(v, (*v).max(known.revision)) < known.revision
+            });
+            if let Some(at) = row.last_heartbeat_at {
+                w.beat_at = Some(w.beat_at.map_or(at, |b| b.max(at)));
+            }
+            if let Some(epoch) = epoch
+                && *w.revision.borrow() == known.revision
+            {
+                w.known = Some(Known {
+                    node: Arc::clone(&known),
+                    epoch,
+                    read_at,
+                });
+            }
+        }
+        Ok(known)
+    }
+
+    /// Whether a heartbeat of `node` at `now` should be recorded: none was recorded (or
+    /// read) in the last [`crate::agent::HEARTBEAT_WRITE_AFTER_S`]. Answering yes counts
+    /// as recording it.
+    fn heartbeat_due(&self, node: uuid::Uuid, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let mut nodes = self.lock();
+        let Some(w) = nodes.get_mut(&node) else {
+            return true;
+        };
+        let fresh = w.beat_at.is_some_and(|t| {
+            t <= now && now - t < chrono::Duration::seconds(crate::agent::HEARTBEAT_WRITE_AFTER_S)
+        });
+        if !fresh {
+            w.beat_at = Some(now);
+        }
+        !fresh
+    }
+
+    /// Stops trusting what is known of `node` (the next poll reads it).
+    fn forget(&self, node: uuid::Uuid) {
+        if let Some(w) = self.lock().get_mut(&node) {
+            w.known = None;
+        }
+    }
+
+    /// The nodes watched (forgetting, at most once a second, those nobody polled
+    /// lately), all of them or those among `changed`.
+    fn watched(&self, changed: &ChangedNodes) -> Vec<uuid::Uuid> {
+        let now = tokio::time::Instant::now();
+        let mut nodes = self.lock();
+        {
+            let mut pruned = self
+                .pruned_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if now.duration_since(*pruned) >= Duration::from_secs(1) {
+                *pruned = now;
+                nodes.retain(|_, w| {
+                    w.revision.receiver_count() > 0
+                        || now.duration_since(w.polled_at) < KEEP_AFTER_POLL
+                });
+            }
+        }
         match changed {
             ChangedNodes::All => nodes.keys().copied().collect(),
             ChangedNodes::Some(ids) => ids
@@ -324,11 +471,13 @@ impl RevisionWatch {
         }
     }
 
+    /// Revisions only grow: a read that finished after a newer one never moves one back.
     fn publish(&self, revisions: Vec<(uuid::Uuid, i64)>) {
         let nodes = self.lock();
         for (id, rev) in revisions {
-            if let Some(tx) = nodes.get(&id) {
-                tx.send_if_modified(|v| std::mem::replace(v, rev) != rev);
+            if let Some(w) = nodes.get(&id) {
+                w.revision
+                    .send_if_modified(|v| std::mem::replace(v, (*v).max(rev)) < rev);
             }
         }
     }
@@ -377,12 +526,21 @@ async fn watch_revisions(
         retry = false;
         if !ids.is_empty() {
             match read_revisions(&db, ids).await {
-                Ok(revisions) => w.publish(revisions),
+                Ok(revisions) => {
+                    w.publish(revisions);
+                    if changed == ChangedNodes::All {
+                        w.failing.store(false, Ordering::Release);
+                    }
+                }
                 Err(e) => {
+                    // Until every node is read again, polls read the database.
+                    w.failing.store(true, Ordering::Release);
                     tracing::warn!(error = %e, "reading node revisions failed; retrying");
                     retry = true;
                 }
             }
+        } else if changed == ChangedNodes::All {
+            w.failing.store(false, Ordering::Release);
         }
         drop(w);
         let pause = if retry {

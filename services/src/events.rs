@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -18,6 +19,10 @@ pub struct Events {
     nodes: watch::Sender<u64>,
     changed_nodes: Mutex<ChangedNodes>,
     scheduler: Notify,
+    /// Whether every change made by another replica reaches this process as a notice.
+    notices_complete: AtomicBool,
+    /// Grows each time notices from other replicas stop or start again.
+    notice_epoch: AtomicU64,
 }
 
 /// Which nodes changed since the last [`Events::take_changed_nodes`]: the long-polls'
@@ -37,6 +42,9 @@ impl Default for Events {
             nodes: watch::channel(0).0,
             changed_nodes: Mutex::new(ChangedNodes::Some(HashSet::new())),
             scheduler: Notify::new(),
+            // One process (SQLite, tests): every change is made here and noticed here.
+            notices_complete: AtomicBool::new(true),
+            notice_epoch: AtomicU64::new(0),
         }
     }
 }
@@ -94,6 +102,23 @@ impl Events {
         self.nodes.subscribe()
     }
 
+    /// Says whether other replicas' changes arrive as notices (on PostgreSQL: while the
+    /// LISTEN bridge is connected). Each call starts a new [`notice_epoch`](Self::notice_epoch).
+    pub fn set_notices_complete(&self, complete: bool) {
+        self.notice_epoch.fetch_add(1, Ordering::AcqRel);
+        self.notices_complete.store(complete, Ordering::Release);
+    }
+
+    /// The current notice epoch, if notices are complete now: what was read from the
+    /// database after the epoch began stays current until a notice says otherwise, as long
+    /// as the epoch is the same. `None` while notices may be missed.
+    pub fn notice_epoch(&self) -> Option<u64> {
+        let epoch = self.notice_epoch.load(Ordering::Acquire);
+        self.notices_complete
+            .load(Ordering::Acquire)
+            .then_some(epoch)
+    }
+
     /// Waits until the scheduler is woken (a wake while nobody waits is kept).
     pub async fn scheduler_woken(&self) {
         self.scheduler.notified().await;
@@ -127,5 +152,18 @@ mod tests {
         assert_eq!(events.take_changed_nodes(), ChangedNodes::All);
         events.nodes_changed((0..=CHANGED_NODES_MAX).map(|_| Uuid::now_v7()));
         assert_eq!(events.take_changed_nodes(), ChangedNodes::All);
+    }
+
+    #[test]
+    fn a_notice_epoch_exists_only_while_notices_are_complete_and_changes_each_time() {
+        let events = Events::default();
+        let first = events.notice_epoch();
+        assert!(first.is_some());
+        events.set_notices_complete(false);
+        assert_eq!(events.notice_epoch(), None);
+        events.set_notices_complete(true);
+        let again = events.notice_epoch();
+        assert!(again.is_some());
+        assert_ne!(again, first);
     }
 }

@@ -14,13 +14,25 @@ use sea_orm::DbBackend;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
+/// Starts [`run`] on its own task. On PostgreSQL, other replicas' notices count as
+/// missing until it listens (what trusts them, such as the desired-state cache, reads the
+/// database meanwhile).
+pub fn spawn(svc: Services, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    if svc.db.get_database_backend() == DbBackend::Postgres {
+        svc.events.set_notices_complete(false);
+    }
+    tokio::spawn(run(svc, stop))
+}
+
 /// Listens until `stop` turns true (or its sender goes away), reconnecting after errors.
 pub async fn run(svc: Services, mut stop: watch::Receiver<bool>) {
     if svc.db.get_database_backend() != DbBackend::Postgres {
         return;
     }
     loop {
-        match listen(&svc, &mut stop).await {
+        let ended = listen(&svc, &mut stop).await;
+        svc.events.set_notices_complete(false);
+        match ended {
             Ok(()) => return,
             Err(e) => tracing::warn!(error = %e, "node notification listener failed; reconnecting"),
         }
@@ -40,6 +52,7 @@ async fn listen(
     listener.listen(TOKEN_CHANNEL).await?;
     // Notices sent while we were not listening are lost: wake every watcher to re-read,
     // and forget every cached token lookup (a revocation may have been missed).
+    svc.events.set_notices_complete(true);
     svc.events.node_changed();
     svc.tokens.clear();
     loop {

@@ -382,11 +382,11 @@ async fn a_long_poll_on_one_replica_is_woken_by_a_cordon_made_on_another() {
         .unwrap();
     let other_base = format!("http://127.0.0.1:{}", other.port());
     tokio::spawn(other.run_until_stopped());
-    let (base, admin) = (app.base.clone(), app.admin.clone());
+    let (base, admin, cordoned) = (app.base.clone(), app.admin.clone(), node.clone());
     let cordon = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
         reqwest::Client::new()
-            .post(format!("{base}/v1/nodes/{node}/cordon"))
+            .post(format!("{base}/v1/nodes/{cordoned}/cordon"))
             .bearer_auth(admin)
             .send()
             .await
@@ -408,4 +408,31 @@ async fn a_long_poll_on_one_replica_is_woken_by_a_cordon_made_on_another() {
     assert_eq!(cordon.await.unwrap(), 200);
     assert_eq!(woken["revision"], 2, "{woken}");
     assert_eq!(woken["node_state"], "cordoned");
+    // The other replica now answers polls of this node from memory; an uncordon made
+    // through the first replica replaces what it knows (its notice moves the revision).
+    let poll_other = || async {
+        reqwest::Client::new()
+            .get(format!("{other_base}/v1/agent/desired-state"))
+            .bearer_auth(&cred)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(poll_other().await["revision"], 2);
+    app.post(&format!("/v1/nodes/{node}/uncordon"), &app.admin, json!({}))
+        .await
+        .expect(200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let seen = loop {
+        let seen = poll_other().await;
+        if seen["revision"] == 3 || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(seen["revision"], 3, "{seen}");
+    assert_eq!(seen["node_state"], "ready");
 }

@@ -1,16 +1,19 @@
 //! Heartbeats kept in memory and written together (`aion_services::heartbeats`): the
 //! written time is the recorded one, the unreachable sweep sees this replica's waiting
 //! heartbeats, an unreachable node is not revived by a buffered one, and a poll of an
-//! unreachable node brings it back at once.
+//! unreachable node brings it back at once. Polls of a node whose revision did not move
+//! are answered from memory, and only while change notices are complete.
 
 use super::*;
 use aion_services::agent::NodeAuth;
 use aion_services::{agent_sync, nodes as node_registry};
+use sea_orm::ExprTrait;
 
 on_both_databases!(
     a_flushed_heartbeat_is_the_recorded_time_and_never_goes_back,
     the_unreachable_sweep_counts_heartbeats_still_in_memory,
     a_poll_records_a_heartbeat_and_brings_an_unreachable_node_back,
+    polls_are_answered_from_memory_until_a_notice_moves_the_revision,
 );
 
 async fn node_row(w: &World, node: Uuid) -> nodes::Model {
@@ -104,4 +107,56 @@ async fn a_poll_records_a_heartbeat_and_brings_an_unreachable_node_back(backend:
         Some(t0 + Duration::seconds(20))
     );
     assert!(w.svc.heartbeats.is_empty());
+}
+
+/// Bumps a node's revision behind the process's back: no notice, as if another replica's
+/// notice were lost.
+async fn bump_silently(w: &World, node: Uuid) {
+    nodes::Entity::update_many()
+        .col_expr(
+            nodes::Column::DesiredRevision,
+            sea_orm::sea_query::Expr::col(nodes::Column::DesiredRevision).add(1),
+        )
+        .filter(nodes::Column::Id.eq(node))
+        .exec(&w.svc.db)
+        .await
+        .unwrap();
+}
+
+async fn polls_are_answered_from_memory_until_a_notice_moves_the_revision(backend: Backend) {
+    let w = World::new(backend).await;
+    let node = w.node("n", "ready", 1).await;
+    let auth = || NodeAuth {
+        node_id: node.into(),
+        credential_id: Uuid::now_v7(),
+    };
+    let poll = |known: Option<i64>, wait_ms: u64| {
+        agent_sync::desired_state(
+            &w.svc,
+            auth(),
+            known,
+            std::time::Duration::from_millis(wait_ms),
+            "t",
+        )
+    };
+    let first = poll(None, 0).await.unwrap().revision;
+    // Nothing announced the change: the known state answers, without reading the row.
+    bump_silently(&w, node).await;
+    assert_eq!(poll(None, 0).await.unwrap().revision, first);
+    // A notice for the node makes the watch read it: a waiting poll wakes with it.
+    w.svc.events.nodes_changed([node]);
+    let woken = poll(Some(first), 5_000).await.unwrap();
+    assert_eq!(woken.revision, first + 1);
+    // While other replicas' notices may be missed, every poll reads the database.
+    w.svc.events.set_notices_complete(false);
+    bump_silently(&w, node).await;
+    assert_eq!(poll(None, 0).await.unwrap().revision, first + 2);
+    bump_silently(&w, node).await;
+    assert_eq!(poll(None, 0).await.unwrap().revision, first + 3);
+    // Once notices are complete again, what was read before is not trusted; what is
+    // read from then on is.
+    w.svc.events.set_notices_complete(true);
+    assert_eq!(poll(None, 0).await.unwrap().revision, first + 3);
+    bump_silently(&w, node).await;
+    assert_eq!(poll(None, 0).await.unwrap().revision, first + 3);
 }
