@@ -84,6 +84,8 @@ struct LoopState {
     term_sent: HashMap<u32, DateTime<Utc>>,
     /// The last status report the control plane acknowledged.
     last_report: Option<SentReport>,
+    /// What the devices file holds, as this agent last wrote it.
+    published: Option<crate::exec::NodeDevices>,
 }
 
 /// A status report as sent: for the desired revision it answered, its body, and when.
@@ -402,7 +404,10 @@ impl Agent {
             st.term_sent = term_sent;
             self.queue_events(events).await;
             let applied = applied?;
-            apply::publish(&self.backend, &self.config, &st.desired).await;
+            let LoopState {
+                desired, published, ..
+            } = &mut *st;
+            apply::publish(&self.backend, &self.config, desired, published).await;
             tracing::Span::current().record("actions", applied.actions);
             if report {
                 let cred = self.ensure_credential(&mut st).await?;

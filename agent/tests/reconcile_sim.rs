@@ -230,3 +230,29 @@ async fn the_loop_keeps_reconciling_offline_with_backoff_and_stops_on_shutdown()
     tokio::time::timeout(std::time::Duration::from_secs(10), running).await???;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_devices_file_is_written_again_only_when_what_it_lists_changes() -> TestResult {
+    let b = sim();
+    let gpu = gpu0(&b)?;
+    let dir = state_dir();
+    let a = agent(b.clone(), &dir)?;
+    let l = lease("active", &gpu, 9, &[0]);
+    a.apply_desired(desired(1, vec![l.clone()]), true).await?;
+    let first = aion_agent::exec::read_devices(&dir)?;
+    assert_eq!(first.leases.len(), 1);
+    assert_eq!(first.leases[0].lease_id, l.lease_id);
+    // The same leases at the same revision: the file (and its time) stay as they were.
+    a.apply_desired(desired(1, vec![l.clone()]), true).await?;
+    assert_eq!(aion_agent::exec::read_devices(&dir)?, first);
+    // A new revision is written, and so is a lease that is no longer live.
+    a.apply_desired(desired(2, vec![l.clone()]), true).await?;
+    let second = aion_agent::exec::read_devices(&dir)?;
+    assert_eq!(second.revision, 2);
+    assert!(second.written_at > first.written_at);
+    let mut ended = l;
+    ended.ends_at = Some(Utc::now() - Duration::seconds(1));
+    a.apply_desired(desired(2, vec![ended]), true).await?;
+    assert!(aion_agent::exec::read_devices(&dir)?.leases.is_empty());
+    Ok(())
+}

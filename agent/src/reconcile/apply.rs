@@ -142,10 +142,14 @@ pub fn status_report(backend: &dyn GpuBackend) -> Result<StatusReport> {
 
 /// After a reconcile: publishes the live leases' devices and CDI specs and tends the
 /// workloads of `aion agent exec`. Failures are logged; they never fail the reconcile.
+/// `published` is what the devices file last held: it is written again only when that
+/// changes (a write is an fsync, and a fleet of agents would otherwise sync a file per
+/// node on every poll).
 pub async fn publish(
     backend: &Arc<dyn GpuBackend>,
     config: &AgentConfig,
     desired: &Option<(DesiredState, Desired)>,
+    published: &mut Option<NodeDevices>,
 ) {
     let Some((_, desired)) = desired.clone() else {
         return;
@@ -154,19 +158,29 @@ pub async fn publish(
     let state_dir = config.state_dir.clone();
     let cdi_dir = config.cdi_dir.clone();
     let grace = Duration::from_std(config.kill_grace).unwrap_or(Duration::seconds(10));
+    let mut last = published.take();
     let done = tokio::task::spawn_blocking(move || {
-        publish_now(
+        let r = publish_now(
             &*backend,
             &desired,
             &state_dir,
             cdi_dir.as_deref(),
             Utc::now(),
             grace,
-        )
+            &mut last,
+        );
+        (r, last)
     })
     .await
     .map_err(|e| Error::Backend(format!("publish task: {e}")));
-    if let Err(e) = done.and_then(|r| r) {
+    let done = match done {
+        Ok((r, last)) => {
+            *published = last;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
         tracing::warn!(error = %e, "publishing the node's devices failed");
     }
 }
@@ -174,7 +188,8 @@ pub async fn publish(
 /// The live leases whose instances are all present: lease → (end, devices).
 type LiveDevices = BTreeMap<Uuid, (Option<DateTime<Utc>>, Vec<MigDevice>)>;
 
-/// [`publish`], synchronously.
+/// [`publish`], synchronously. The devices file is written unless `published` holds
+/// the same revision and leases; `published` then holds what the file holds.
 pub fn publish_now(
     backend: &dyn GpuBackend,
     desired: &Desired,
@@ -182,23 +197,30 @@ pub fn publish_now(
     cdi_dir: Option<&Path>,
     now: DateTime<Utc>,
     kill_grace: Duration,
+    published: &mut Option<NodeDevices>,
 ) -> Result<()> {
     let live = live_devices(backend, desired, now)?;
-    exec::write_devices(
-        state_dir,
-        &NodeDevices {
-            revision: desired.revision,
-            written_at: now,
-            leases: live
-                .iter()
-                .map(|(lease, (ends_at, devices))| LeaseDevices {
-                    lease_id: *lease,
-                    ends_at: *ends_at,
-                    mig_device_uuids: devices.iter().map(|d| d.uuid.clone()).collect(),
-                })
-                .collect(),
-        },
-    )?;
+    let devices = NodeDevices {
+        revision: desired.revision,
+        written_at: now,
+        leases: live
+            .iter()
+            .map(|(lease, (ends_at, devices))| LeaseDevices {
+                lease_id: *lease,
+                ends_at: *ends_at,
+                mig_device_uuids: devices.iter().map(|d| d.uuid.clone()).collect(),
+            })
+            .collect(),
+    };
+    let unchanged = published
+        .as_ref()
+        .is_some_and(|p| p.revision == devices.revision && p.leases == devices.leases);
+    if !unchanged {
+        // Forgotten first: after a failed write, the next publish writes again.
+        *published = None;
+        exec::write_devices(state_dir, &devices)?;
+        *published = Some(devices);
+    }
     if let Some(dir) = cdi_dir {
         let specs = live.iter().map(|(l, (_, d))| (*l, d.clone())).collect();
         cdi::sync(dir, &specs).map_err(|source| Error::State {
