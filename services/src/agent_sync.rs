@@ -10,7 +10,7 @@
 //! long-polls whose node's revision moved.
 
 use crate::Services;
-use crate::agent::{NodeAuth, heartbeat, notify_nodes};
+use crate::agent::{NodeAuth, heartbeat};
 use crate::agent_input::StatusReport;
 use crate::authz::Caller;
 use crate::entities::{gpu_slot_claims, gpus, lease_placements, leases};
@@ -225,8 +225,8 @@ async fn beat(
 /// The node's desired state. If `known` equals the current revision, waits up to `wait`
 /// for it to change (woken by node change notices) and answers the state as it then is.
 /// The poll is a heartbeat. A node whose revision did not move since this process last
-/// read it is answered from memory (see [`RevisionWatch`]): at 36,000 nodes, polls cost
-/// no query at all.
+/// read it is answered from memory (see [`RevisionWatch`]): while notices are complete,
+/// a 36,000-node fleet's polls cost no query at all.
 #[tracing::instrument(skip_all, err, fields(node_id = %auth.node_id))]
 pub async fn desired_state(
     svc: &Services,
@@ -366,7 +366,11 @@ impl RevisionWatch {
 
     /// What is known of `node` if it is still current (see [`Known`]).
     fn known(&self, node: uuid::Uuid) -> Option<Arc<KnownNode>> {
-        let epoch = self.events.upgrade()?.notice_epoch()?;
+        let events = self.events.upgrade()?;
+        let epoch = events.notice_epoch()?;
+        if events.is_changing(node) {
+            return None;
+        }
         if self.failing.load(Ordering::Acquire) || !self.running.load(Ordering::Acquire) {
             return None;
         }
@@ -497,7 +501,8 @@ impl Drop for Running {
 /// Re-reads the revisions of the watched nodes that changed after every node change
 /// notice (of every watched node when it is unknown which changed, or after a failed
 /// read), at most one read per [`REVISION_READ_EVERY`] (or per read time, if longer);
-/// ends when nobody holds the watch any more or the event hub is gone.
+/// ends when the event hub is gone. Every 5 s without notices it still forgets the nodes
+/// nobody polled lately.
 async fn watch_revisions(
     db: DatabaseConnection,
     events: Weak<crate::events::Events>,
@@ -511,8 +516,11 @@ async fn watch_revisions(
             match tokio::time::timeout(Duration::from_secs(5), changes.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return,
-                Err(_) if watch.strong_count() == 0 => return,
-                Err(_) => continue,
+                Err(_) => {
+                    let Some(w) = watch.upgrade() else { return };
+                    w.watched(&ChangedNodes::Some(Default::default()));
+                    continue;
+                }
             }
             changes.borrow_and_update();
         }
@@ -541,6 +549,10 @@ async fn watch_revisions(
             }
         } else if changed == ChangedNodes::All {
             w.failing.store(false, Ordering::Release);
+        }
+        // Published (or, after a failure, `failing` keeps polls off what is known).
+        if let Some(hub) = events.upgrade() {
+            hub.changed_nodes_read();
         }
         drop(w);
         let pause = if retry {
@@ -649,9 +661,15 @@ pub async fn report_status(
         }
     }
     let moved = advance_leases(&txn, now, request_id, lease_rows.into_values().collect()).await?;
+    // Every node that shows a lease that moved (a lease may span nodes), this one first
+    // among equals: their agents' desired states changed.
+    let mut touched: Vec<uuid::Uuid> = moved.nodes.iter().copied().collect();
+    if moved.changed > 0 && !moved.nodes.contains(&node.0) {
+        touched.push(node.0);
+        touched.sort_unstable();
+    }
     if moved.changed > 0 {
-        bump_nodes(&txn, &[node.0], now).await?;
-        notify_nodes(&txn, &[node]).await?;
+        bump_nodes(&txn, &touched, now).await?;
     }
     let revision = crate::entities::nodes::Entity::find_by_id(node.0)
         .one(&txn)
@@ -666,7 +684,8 @@ pub async fn report_status(
         svc.events.lease_changed();
     }
     if moved.changed > 0 || came_back {
-        svc.events.nodes_changed([node.0]);
+        svc.events
+            .nodes_changed(touched.into_iter().chain([node.0]));
     }
     if moved.freed || came_back {
         svc.events.wake_scheduler();
@@ -677,6 +696,8 @@ pub async fn report_status(
 struct Moved {
     changed: usize,
     freed: bool,
+    /// The nodes holding placements of the leases that moved.
+    nodes: std::collections::BTreeSet<uuid::Uuid>,
 }
 
 /// Moves leases whose placements (on every node) are all reported to `active`, and
@@ -691,6 +712,7 @@ async fn advance_leases(
     let mut moved = Moved {
         changed: 0,
         freed: false,
+        nodes: std::collections::BTreeSet::new(),
     };
     let system = Caller::system(request_id);
     // Released leases post to their grants' ledgers: lock those grants first, in id
@@ -719,6 +741,7 @@ async fn advance_leases(
         };
         if ready {
             transition(txn, now, &system, &lease, target, None).await?;
+            moved.nodes.extend(all.iter().map(|p| p.node_id));
             moved.changed += 1;
             moved.freed |= target == LeaseState::Released;
         }

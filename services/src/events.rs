@@ -1,7 +1,8 @@
 //! In-process change notices that wake long-polls and the scheduler without polling the
 //! database. Each notice is a counter that only grows; a waiter remembers the value it saw
-//! and wakes when it changes, then re-reads the database (acting on current state, never
-//! on the notice itself). Other replicas learn of changes through PostgreSQL
+//! and wakes when it changes, then reads what changed (acting on current state, never on
+//! the notice itself; the desired-state cache of `agent_sync` trusts its reads only while
+//! notices are complete, see [`Events::notice_epoch`]). Other replicas learn of changes through PostgreSQL
 //! LISTEN/NOTIFY, which feeds the same counters.
 
 use std::collections::HashSet;
@@ -17,7 +18,7 @@ const CHANGED_NODES_MAX: usize = 10_000;
 pub struct Events {
     leases: watch::Sender<u64>,
     nodes: watch::Sender<u64>,
-    changed_nodes: Mutex<ChangedNodes>,
+    changed_nodes: Mutex<(ChangedNodes, ChangedNodes)>,
     scheduler: Notify,
     /// Whether every change made by another replica reaches this process as a notice.
     notices_complete: AtomicBool,
@@ -40,7 +41,10 @@ impl Default for Events {
         Self {
             leases: watch::channel(0).0,
             nodes: watch::channel(0).0,
-            changed_nodes: Mutex::new(ChangedNodes::Some(HashSet::new())),
+            changed_nodes: Mutex::new((
+                ChangedNodes::Some(HashSet::new()),
+                ChangedNodes::Some(HashSet::new()),
+            )),
             scheduler: Notify::new(),
             // One process (SQLite, tests): every change is made here and noticed here.
             notices_complete: AtomicBool::new(true),
@@ -58,15 +62,16 @@ impl Events {
     /// Some nodes' desired state or status changed, unknown which (every watched node
     /// is read again).
     pub fn node_changed(&self) {
-        *self.changed() = ChangedNodes::All;
+        self.changed_guard().0 = ChangedNodes::All;
         self.nodes.send_modify(|n| *n += 1);
     }
 
     /// These nodes' desired state or status changed.
     pub fn nodes_changed(&self, ids: impl IntoIterator<Item = Uuid>) {
         {
-            let mut changed = self.changed();
-            if let ChangedNodes::Some(set) = &mut *changed {
+            let mut guard = self.changed_guard();
+            let changed = &mut guard.0;
+            if let ChangedNodes::Some(set) = changed {
                 set.extend(ids);
                 if set.len() > CHANGED_NODES_MAX {
                     *changed = ChangedNodes::All;
@@ -76,12 +81,32 @@ impl Events {
         self.nodes.send_modify(|n| *n += 1);
     }
 
-    /// The nodes changed since the last call (for the one reader of the revisions).
+    /// The nodes changed since the last call (for the one reader of the revisions); they
+    /// count as changing until [`changed_nodes_read`](Self::changed_nodes_read).
     pub fn take_changed_nodes(&self) -> ChangedNodes {
-        std::mem::replace(&mut *self.changed(), ChangedNodes::Some(HashSet::new()))
+        let mut changed = self.changed_guard();
+        let taken = std::mem::replace(&mut changed.0, ChangedNodes::Some(HashSet::new()));
+        changed.1 = taken.clone();
+        taken
     }
 
-    fn changed(&self) -> std::sync::MutexGuard<'_, ChangedNodes> {
+    /// The reader of the revisions has read (or given up on) what it last took.
+    pub fn changed_nodes_read(&self) {
+        self.changed_guard().1 = ChangedNodes::Some(HashSet::new());
+    }
+
+    /// Whether `node` changed and its revision was not read since: what was read of it
+    /// before must not be trusted yet (a poll right after a change made here reads it).
+    pub fn is_changing(&self, node: Uuid) -> bool {
+        let changed = self.changed_guard();
+        [&changed.0, &changed.1].into_iter().any(|c| match c {
+            ChangedNodes::All => true,
+            ChangedNodes::Some(ids) => ids.contains(&node),
+        })
+    }
+
+    /// (Changed and not taken yet, taken and being read.)
+    fn changed_guard(&self) -> std::sync::MutexGuard<'_, (ChangedNodes, ChangedNodes)> {
         self.changed_nodes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -152,6 +177,26 @@ mod tests {
         assert_eq!(events.take_changed_nodes(), ChangedNodes::All);
         events.nodes_changed((0..=CHANGED_NODES_MAX).map(|_| Uuid::now_v7()));
         assert_eq!(events.take_changed_nodes(), ChangedNodes::All);
+    }
+
+    #[test]
+    fn a_changed_node_counts_as_changing_until_its_revision_was_read() {
+        let events = Events::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        events.nodes_changed([a]);
+        assert!(events.is_changing(a));
+        assert!(!events.is_changing(b));
+        // Taken by the reader: still changing while it reads.
+        events.take_changed_nodes();
+        assert!(events.is_changing(a));
+        events.changed_nodes_read();
+        assert!(!events.is_changing(a));
+        events.node_changed();
+        assert!(events.is_changing(b));
+        events.take_changed_nodes();
+        assert!(events.is_changing(b));
+        events.changed_nodes_read();
+        assert!(!events.is_changing(b));
     }
 
     #[test]

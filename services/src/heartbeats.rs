@@ -3,8 +3,9 @@
 //! commits a second that only moved a timestamp. A replica records them here and writes
 //! them in one `UPDATE` per [`FLUSH_EVERY`] (a few per second in all, whatever the fleet).
 //!
-//! What stays exact: a node comes back from `unreachable` in the poll itself (not here:
-//! that is a state change, audited, in its own transaction); the unreachable sweep flushes
+//! What stays exact: a node comes back from `unreachable` in the first poll that reads it
+//! so (not here: that is a state change, audited, in its own transaction; the sweep moves
+//! the node's revision, so polls stop answering from what they knew of it); the unreachable sweep flushes
 //! its own replica's heartbeats first ([`crate::nodes::mark_unreachable_after`]), and
 //! another replica's are at most [`FLUSH_EVERY`] late, far inside the node timeout. A
 //! written heartbeat never moves back in time, and a buffered one is never written over

@@ -11,7 +11,9 @@ use crate::lease_state::LeaseState;
 use crate::ledger;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde_json::json;
 
 /// Moves `lease` to `to`, refusing transitions the state machine forbids or a concurrent
@@ -182,6 +184,22 @@ pub async fn bump_nodes(
 ) -> Result<()> {
     if node_ids.is_empty() {
         return Ok(());
+    }
+    if node_ids.len() > 1 {
+        // Locked in id order first (as the heartbeat writer and the unreachable sweep
+        // do): an `UPDATE … IN (…)` locks in scan order, and two writers of several nodes
+        // could otherwise deadlock.
+        let mut sorted = node_ids.to_vec();
+        sorted.sort_unstable();
+        nodes::Entity::find()
+            .select_only()
+            .column(nodes::Column::Id)
+            .filter(nodes::Column::Id.is_in(sorted))
+            .order_by_asc(nodes::Column::Id)
+            .lock_exclusive()
+            .into_tuple::<uuid::Uuid>()
+            .all(txn)
+            .await?;
     }
     nodes::Entity::update_many()
         .col_expr(

@@ -29,6 +29,7 @@ pub async fn run(svc: Services, mut stop: watch::Receiver<bool>) {
     if svc.db.get_database_backend() != DbBackend::Postgres {
         return;
     }
+    svc.events.set_notices_complete(false);
     loop {
         let ended = listen(&svc, &mut stop).await;
         svc.events.set_notices_complete(false);
@@ -62,8 +63,15 @@ async fn listen(
                     return Ok(());
                 }
             }
-            notice = listener.recv() => {
-                let notice = notice?;
+            notice = listener.try_recv() => {
+                // `recv` would reconnect by itself and drop what was sent meanwhile,
+                // unseen; a lost connection ends this listener instead, so the notices
+                // count as missing until a new one listens (and everything is re-read).
+                let Some(notice) = notice? else {
+                    return Err(sea_orm::sqlx::Error::Protocol(
+                        "the notification connection was lost".into(),
+                    ));
+                };
                 if notice.channel() == TOKEN_CHANNEL {
                     svc.tokens.forget(notice.payload());
                 } else {

@@ -422,17 +422,29 @@ async fn a_long_poll_on_one_replica_is_woken_by_a_cordon_made_on_another() {
             .unwrap()
     };
     assert_eq!(poll_other().await["revision"], 2);
+    // Proof that it answers from memory: a change nobody announced is not seen there.
+    {
+        use sea_orm::ConnectionTrait;
+        app.services
+            .db
+            .execute_unprepared(&format!(
+                "UPDATE nodes SET desired_revision = desired_revision + 1 WHERE id = '{node}'"
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(poll_other().await["revision"], 2);
     app.post(&format!("/v1/nodes/{node}/uncordon"), &app.admin, json!({}))
         .await
         .expect(200);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let seen = loop {
         let seen = poll_other().await;
-        if seen["revision"] == 3 || std::time::Instant::now() > deadline {
+        if seen["revision"] == 4 || std::time::Instant::now() > deadline {
             break seen;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    assert_eq!(seen["revision"], 3, "{seen}");
+    assert_eq!(seen["revision"], 4, "{seen}");
     assert_eq!(seen["node_state"], "ready");
 }
