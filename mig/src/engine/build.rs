@@ -114,22 +114,30 @@ impl Engine {
             .for_each(|n| n.gpus.fill(GpuState::empty()));
         let mut engine = Self::new(&empty, policy)?;
         for inst in instances {
-            let gpu = engine.gpu_at(inst.at.node, inst.at.gpu)?;
-            let p = inst.at.placement;
-            GpuState::from_config(engine.gpus[gpu as usize].config).check(p.profile, p.start)?;
-            let shape = Shape::of(p.profile)
-                .ok_or(MigError::InvalidFleet(format!("profile {}", p.profile)))?;
-            engine.apply_place(gpu, shape, p.start);
-            let rec = engine.leases.entry(inst.lease.0).or_insert(LeaseRec {
-                held: Vec::new(),
-                preemptible: inst.preemptible,
-            });
-            rec.held.push((gpu, shape.0, p.start));
-            if inst.preemptible {
-                engine.owners.insert(owner_key(gpu, p.start), inst.lease);
-            }
+            engine.adopt(inst)?;
         }
         Ok(engine)
+    }
+
+    /// Records an instance that exists already (placed elsewhere, e.g. committed while
+    /// this engine was being restored) as held by its lease. Refused, with nothing
+    /// changed, when its place is unknown or not free.
+    pub fn adopt(&mut self, inst: &ExistingInstance) -> Result<(), MigError> {
+        let gpu = self.gpu_at(inst.at.node, inst.at.gpu)?;
+        let p = inst.at.placement;
+        GpuState::from_config(self.gpus[gpu as usize].config).check(p.profile, p.start)?;
+        let shape =
+            Shape::of(p.profile).ok_or(MigError::InvalidFleet(format!("profile {}", p.profile)))?;
+        self.apply_place(gpu, shape, p.start);
+        let rec = self.leases.entry(inst.lease.0).or_insert(LeaseRec {
+            held: Vec::new(),
+            preemptible: inst.preemptible,
+        });
+        rec.held.push((gpu, shape.0, p.start));
+        if inst.preemptible {
+            self.owners.insert(owner_key(gpu, p.start), inst.lease);
+        }
+        Ok(())
     }
 
     fn gpu_at(&self, node: NodeId, gpu: u8) -> Result<u32, MigError> {

@@ -79,6 +79,7 @@ pub(super) async fn place_pending(
     }
     let touched = commit::write(&txn, &plan, now).await?;
     txn.commit().await?;
+    state.committed(&plan.placed);
     if plan.rebuild {
         state.invalidate();
     }

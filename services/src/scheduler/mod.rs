@@ -55,6 +55,12 @@ pub struct SchedulerConfig {
     /// milliseconds) see changes at once. Meanwhile each batch checks that its target
     /// nodes and GPUs are still placeable before it commits.
     pub rebuild_spacing: u32,
+    /// A rebuild that took at least this long is done in the background next time: the
+    /// scheduler goes on placing with the view it has (checking targets, as above) and
+    /// swaps in the new one once read, with the placements it committed meanwhile. At
+    /// 288,000 GPUs a rebuild in the tick stopped placing for 0.7 to 2 s each time a
+    /// node came or went, and once a minute for the periodic resync.
+    pub background_rebuild_above: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -65,6 +71,7 @@ impl Default for SchedulerConfig {
             pending_timeout: Duration::from_secs(900),
             node_timeout: Duration::from_secs(crate::nodes::HEARTBEAT_TIMEOUT_S as u64),
             rebuild_spacing: 4,
+            background_rebuild_above: Duration::from_millis(50),
         }
     }
 }
@@ -100,10 +107,27 @@ pub struct SchedulerState {
     fence: Option<i64>,
     /// When the last rebuild ended and how long it took.
     last_rebuild: Option<(std::time::Instant, Duration)>,
-    /// The fleet revision moved but the rebuild was put off (see
-    /// [`SchedulerConfig::rebuild_spacing`]): batches check that their target nodes and
-    /// GPUs are still placeable.
+    /// The fleet revision moved since the view was read (its rebuild put off, see
+    /// [`SchedulerConfig::rebuild_spacing`], or running in the background): batches
+    /// check that their target nodes and GPUs are still placeable.
     behind: bool,
+    /// A view being read in the background, with what was committed meanwhile.
+    loading: Option<Loading>,
+}
+
+/// A fleet view read on its own task while the scheduler goes on with the old one.
+struct Loading {
+    task: tokio::task::JoinHandle<Result<FleetView>>,
+    started: std::time::Instant,
+    /// Leases placed and committed since the read began: the new view may have read the
+    /// database before they were, so they are adopted into it before it is used.
+    committed: Vec<restore::Committed>,
+}
+
+impl Drop for Loading {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl SchedulerState {
@@ -117,6 +141,7 @@ impl SchedulerState {
             fence: None,
             last_rebuild: None,
             behind: false,
+            loading: None,
         }
     }
 
@@ -126,9 +151,78 @@ impl SchedulerState {
         self
     }
 
-    /// Forgets the fleet so the next tick rebuilds it from the database.
+    /// Forgets the fleet so the next tick rebuilds it from the database (a background
+    /// read under way is dropped: it may predate what made the view wrong).
     pub fn invalidate(&mut self) {
         self.view = None;
+        self.loading = None;
+    }
+
+    /// Whether a fleet view is being read in the background and not swapped in yet.
+    pub fn rebuilding_in_background(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    /// Whether the background read, if any, has finished (the next tick swaps it in).
+    pub fn background_rebuild_done(&self) -> bool {
+        self.loading.as_ref().is_some_and(|l| l.task.is_finished())
+    }
+
+    /// Leases the fleet view holds.
+    pub fn placed_in_view(&self) -> usize {
+        self.view.as_ref().map_or(0, FleetView::placed_count)
+    }
+
+    /// Notes leases just committed, for a view being read in the background.
+    fn committed(&mut self, placed: &[commit::Placed]) {
+        if let Some(loading) = self.loading.as_mut() {
+            loading
+                .committed
+                .extend(placed.iter().map(restore::Committed::of));
+        }
+    }
+
+    /// Swaps in a view read in the background, once read, after adopting what was
+    /// committed meanwhile. Answers whether it did. A failed read leaves the old view
+    /// (and the next change or resync tries again); a view that cannot adopt a committed
+    /// placement is dropped for a rebuild in the tick.
+    async fn swap_loaded(&mut self) -> bool {
+        if !self.background_rebuild_done() {
+            return false;
+        }
+        let Some(mut loading) = self.loading.take() else {
+            return false;
+        };
+        let read = (&mut loading.task).await;
+        let took = loading.started.elapsed();
+        self.last_rebuild = Some((std::time::Instant::now(), took));
+        let mut view = match read {
+            Ok(Ok(view)) => view,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "scheduler: reading the fleet in the background failed");
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: the background fleet read ended");
+                return false;
+            }
+        };
+        let committed = std::mem::take(&mut loading.committed);
+        if let Err(e) = view.adopt(&committed) {
+            tracing::warn!(error = %e, "scheduler: a placement committed during the background read does not fit; rebuilding");
+            self.invalidate();
+            return false;
+        }
+        tracing::debug!(
+            leases = view.placed_count(),
+            gpus = view.gpus.len(),
+            adopted = committed.len(),
+            took_ms = took.as_millis() as u64,
+            "fleet restored in the background"
+        );
+        self.unaccounted = 0;
+        self.view = Some(view);
+        true
     }
 
     /// Rebuilds the view when missing, when the fleet revision moved, or periodically;
@@ -139,22 +233,26 @@ impl SchedulerState {
         now: DateTime<Utc>,
         housekeeping: bool,
     ) -> Result<()> {
-        let stale = match &self.view {
-            None => true,
-            Some(v) if now - v.built_at >= RESYNC => true,
-            Some(v) => {
-                let moved = Fingerprint::read(&svc.db).await? != v.fingerprint;
-                let spaced = match self.last_rebuild {
-                    None => true,
-                    Some((ended, took)) => took
-                        .checked_mul(self.config.rebuild_spacing)
-                        .is_some_and(|wait| ended.elapsed() >= wait),
-                };
-                self.behind = moved && !spaced;
-                moved && spaced
-            }
+        let swapped = self.swap_loaded().await;
+        let (resync, moved) = match &self.view {
+            None => (true, true),
+            Some(v) => (
+                now - v.built_at >= RESYNC,
+                Fingerprint::read(&svc.db).await? != v.fingerprint,
+            ),
         };
-        if stale {
+        let spaced = match self.last_rebuild {
+            None => true,
+            Some((ended, took)) => took
+                .checked_mul(self.config.rebuild_spacing)
+                .is_some_and(|wait| ended.elapsed() >= wait),
+        };
+        let slow = self
+            .last_rebuild
+            .is_some_and(|(_, took)| took >= self.config.background_rebuild_above);
+        let mut stale = swapped;
+        if self.view.is_none() || ((resync || moved) && spaced && !slow) {
+            self.loading = None;
             let started = std::time::Instant::now();
             let view = FleetView::load(&svc.db, now).await?;
             let took = started.elapsed();
@@ -168,6 +266,17 @@ impl SchedulerState {
             );
             self.unaccounted = 0;
             self.view = Some(view);
+            stale = true;
+        } else {
+            self.behind = moved;
+            if (resync || moved) && spaced && self.loading.is_none() {
+                let db = svc.db.clone();
+                self.loading = Some(Loading {
+                    task: tokio::spawn(async move { FleetView::load(&db, now).await }),
+                    started: std::time::Instant::now(),
+                    committed: Vec::new(),
+                });
+            }
         }
         let Some(view) = self.view.as_mut() else {
             return Ok(());

@@ -146,6 +146,60 @@ impl FleetView {
     pub fn placed_count(&self) -> usize {
         self.keys.len()
     }
+
+    /// Adds leases committed after this view read the database; those it read already
+    /// are left as they are. A GPU it does not know is skipped (as in [`Self::load`]);
+    /// an instance whose place is taken is an error (the view must be rebuilt).
+    pub fn adopt(&mut self, committed: &[Committed]) -> Result<()> {
+        let fresh: Vec<&Committed> = committed
+            .iter()
+            .filter(|c| !self.keys.contains_key(&c.lease))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let at: HashMap<Uuid, (NodeId, u8)> =
+            self.gpus.iter().map(|(place, g)| (g.gpu, *place)).collect();
+        for c in fresh {
+            let key = self.key_for(c.lease);
+            for (gpu, placement) in &c.at {
+                let Some(&(node, index)) = at.get(gpu) else {
+                    tracing::warn!(lease = %c.lease, %gpu, "a committed placement is on a GPU the new view lacks");
+                    continue;
+                };
+                self.engine
+                    .adopt(&ExistingInstance {
+                        lease: key,
+                        at: InstancePlacement {
+                            node,
+                            gpu: index,
+                            placement: *placement,
+                        },
+                        preemptible: c.preemptible,
+                    })
+                    .map_err(internal)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A lease placed and committed by the scheduler, by database GPU ids.
+pub(crate) struct Committed {
+    lease: Uuid,
+    preemptible: bool,
+    at: Vec<(Uuid, Placement)>,
+}
+
+impl Committed {
+    /// The record of one placed lease of a committed batch.
+    pub fn of(placed: &super::commit::Placed) -> Self {
+        Self {
+            lease: placed.lease.id,
+            preemptible: placed.lease.preemptible,
+            at: placed.at.iter().map(|(g, p)| (g.gpu, *p)).collect(),
+        }
+    }
 }
 
 fn internal(e: aion_mig::MigError) -> Error {

@@ -166,6 +166,9 @@ impl World {
             // Every fleet change is seen at the next tick, whatever the machine's speed
             // (the spacing has its own test).
             rebuild_spacing: 0,
+            // Rebuilt in the tick, however slow the machine (the background read has its
+            // own test).
+            background_rebuild_above: std::time::Duration::MAX,
             ..SchedulerConfig::default()
         }
     }
