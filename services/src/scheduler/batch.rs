@@ -80,7 +80,8 @@ pub(super) async fn place_pending(
     let touched = commit::write(&txn, &plan, now).await?;
     txn.commit().await?;
     state.committed(&plan.placed);
-    if plan.rebuild {
+    // A view read in the background already brings the nodes this batch lacked.
+    if plan.rebuild || (plan.behind_rebuild && !state.rebuild_coming()) {
         state.invalidate();
     }
     let report = BatchReport {
@@ -140,7 +141,7 @@ fn decide(
     if !lease.preemptible && behind {
         // Nodes registered or back since the view was built may have room: rebuild
         // before ending anyone's lease for it.
-        plan.rebuild = true;
+        plan.behind_rebuild = true;
     } else if !lease.preemptible && preempt_for(view, lease, &request, plan) {
         return;
     }

@@ -58,6 +58,9 @@ pub(super) struct Plan {
     pub pending: usize,
     /// The engine may disagree with the database after this batch: rebuild it.
     pub rebuild: bool,
+    /// A guaranteed lease found no room in a view that is behind the fleet: rebuild
+    /// before anyone is preempted for it (unless a rebuild is under way).
+    pub behind_rebuild: bool,
 }
 
 /// Writes `plan` in `txn` (the caller commits); answers the nodes whose desired state

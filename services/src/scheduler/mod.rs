@@ -113,11 +113,14 @@ pub struct SchedulerState {
     behind: bool,
     /// A view being read in the background, with what was committed meanwhile.
     loading: Option<Loading>,
+    /// See [`SchedulerState::last_background_swap_adopted`].
+    last_swap_adopted: Option<usize>,
 }
 
 /// A fleet view read on its own task while the scheduler goes on with the old one.
 struct Loading {
-    task: tokio::task::JoinHandle<Result<FleetView>>,
+    /// The view and how long reading it took.
+    task: tokio::task::JoinHandle<Result<(FleetView, Duration)>>,
     started: std::time::Instant,
     /// Leases placed and committed since the read began: the new view may have read the
     /// database before they were, so they are adopted into it before it is used.
@@ -142,6 +145,7 @@ impl SchedulerState {
             last_rebuild: None,
             behind: false,
             loading: None,
+            last_swap_adopted: None,
         }
     }
 
@@ -156,6 +160,12 @@ impl SchedulerState {
     pub fn invalidate(&mut self) {
         self.view = None;
         self.loading = None;
+    }
+
+    /// Whether the batch's reason to rebuild is only that the view is behind and a read
+    /// is under way already (it will be swapped in; no need for one in the tick).
+    fn rebuild_coming(&self) -> bool {
+        self.loading.is_some()
     }
 
     /// Whether a fleet view is being read in the background and not swapped in yet.
@@ -182,40 +192,69 @@ impl SchedulerState {
         }
     }
 
-    /// Swaps in a view read in the background, once read, after adopting what was
-    /// committed meanwhile. Answers whether it did. A failed read leaves the old view
-    /// (and the next change or resync tries again); a view that cannot adopt a committed
-    /// placement is dropped for a rebuild in the tick.
+    /// Swaps in a view read in the background, once read: the leases the old view let go
+    /// of meanwhile are let go of in the new one, then what was committed meanwhile (and
+    /// is still held) is adopted. Answers whether it swapped. A read that failed, or ran
+    /// past [`RESYNC`], is dropped and the next rebuild is done in the tick (where an
+    /// error fails the tick, as before); so is a view that cannot adopt a committed
+    /// placement.
     async fn swap_loaded(&mut self) -> bool {
-        if !self.background_rebuild_done() {
+        let Some(loading) = self.loading.as_ref() else {
+            return false;
+        };
+        if !loading.task.is_finished() {
+            if loading.started.elapsed() > RESYNC.to_std().unwrap_or(Duration::MAX) {
+                tracing::warn!(
+                    "scheduler: the background fleet read is taking too long; rebuilding in the tick"
+                );
+                self.loading = None;
+                self.last_rebuild = None;
+            }
             return false;
         }
         let Some(mut loading) = self.loading.take() else {
             return false;
         };
-        let read = (&mut loading.task).await;
-        let took = loading.started.elapsed();
-        self.last_rebuild = Some((std::time::Instant::now(), took));
-        let mut view = match read {
-            Ok(Ok(view)) => view,
+        let forgotten = self
+            .view
+            .as_mut()
+            .and_then(|v| v.forgotten.take())
+            .unwrap_or_default();
+        let (mut view, took) = match (&mut loading.task).await {
+            Ok(Ok(read)) => read,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "scheduler: reading the fleet in the background failed");
+                tracing::warn!(error = %e, "scheduler: reading the fleet in the background failed; rebuilding in the tick");
+                self.last_rebuild = None;
                 return false;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "scheduler: the background fleet read ended");
+                tracing::warn!(error = %e, "scheduler: the background fleet read ended; rebuilding in the tick");
+                self.last_rebuild = None;
                 return false;
             }
         };
-        let committed = std::mem::take(&mut loading.committed);
-        if let Err(e) = view.adopt(&committed) {
-            tracing::warn!(error = %e, "scheduler: a placement committed during the background read does not fit; rebuilding");
-            self.invalidate();
-            return false;
+        self.last_rebuild = Some((std::time::Instant::now(), took));
+        let gone: std::collections::HashSet<uuid::Uuid> = forgotten.iter().copied().collect();
+        for lease in &forgotten {
+            view.forget(*lease);
+        }
+        let committed: Vec<restore::Committed> = std::mem::take(&mut loading.committed)
+            .into_iter()
+            .filter(|c| !gone.contains(&c.lease))
+            .collect();
+        match view.adopt(&committed) {
+            Ok(adopted) => self.last_swap_adopted = Some(adopted),
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: a placement committed during the background read does not fit; rebuilding");
+                self.last_swap_adopted = None;
+                self.invalidate();
+                return false;
+            }
         }
         tracing::debug!(
             leases = view.placed_count(),
             gpus = view.gpus.len(),
+            forgotten = forgotten.len(),
             adopted = committed.len(),
             took_ms = took.as_millis() as u64,
             "fleet restored in the background"
@@ -223,6 +262,12 @@ impl SchedulerState {
         self.unaccounted = 0;
         self.view = Some(view);
         true
+    }
+
+    /// How many committed leases the last swap of a background read adopted (`None`
+    /// before any, or when the last one fell back to a rebuild in the tick).
+    pub fn last_background_swap_adopted(&self) -> Option<usize> {
+        self.last_swap_adopted
     }
 
     /// Rebuilds the view when missing, when the fleet revision moved, or periodically;
@@ -271,8 +316,15 @@ impl SchedulerState {
             self.behind = moved;
             if (resync || moved) && spaced && self.loading.is_none() {
                 let db = svc.db.clone();
+                if let Some(v) = self.view.as_mut() {
+                    v.forgotten = Some(Vec::new());
+                }
                 self.loading = Some(Loading {
-                    task: tokio::spawn(async move { FleetView::load(&db, now).await }),
+                    task: tokio::spawn(async move {
+                        let started = std::time::Instant::now();
+                        let view = FleetView::load(&db, now).await?;
+                        Ok((view, started.elapsed()))
+                    }),
                     started: std::time::Instant::now(),
                     committed: Vec::new(),
                 });

@@ -59,6 +59,8 @@ pub(crate) struct FleetView {
     next_key: u64,
     pub fingerprint: Fingerprint,
     pub built_at: DateTime<Utc>,
+    /// While a newer view is read in the background: the leases let go of since.
+    pub forgotten: Option<Vec<Uuid>>,
 }
 
 impl FleetView {
@@ -97,6 +99,7 @@ impl FleetView {
             next_key: 1,
             fingerprint,
             built_at: now,
+            forgotten: None,
         };
         let mut instances = Vec::new();
         for (lease, gpu, profile, start, preemptible) in live_placements(db).await? {
@@ -136,6 +139,9 @@ impl FleetView {
 
     /// Releases a lease in the engine and forgets its key (no-op if unknown).
     pub fn forget(&mut self, lease: Uuid) {
+        if let Some(log) = self.forgotten.as_mut() {
+            log.push(lease);
+        }
         if let Some(key) = self.keys.remove(&lease) {
             self.leases.remove(&key);
             let _ = self.engine.release(key);
@@ -149,15 +155,17 @@ impl FleetView {
 
     /// Adds leases committed after this view read the database; those it read already
     /// are left as they are. A GPU it does not know is skipped (as in [`Self::load`]);
-    /// an instance whose place is taken is an error (the view must be rebuilt).
-    pub fn adopt(&mut self, committed: &[Committed]) -> Result<()> {
+    /// an instance whose place is taken is an error (the view must be rebuilt). Answers
+    /// how many leases it added.
+    pub fn adopt(&mut self, committed: &[Committed]) -> Result<usize> {
         let fresh: Vec<&Committed> = committed
             .iter()
             .filter(|c| !self.keys.contains_key(&c.lease))
             .collect();
         if fresh.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let count = fresh.len();
         let at: HashMap<Uuid, (NodeId, u8)> =
             self.gpus.iter().map(|(place, g)| (g.gpu, *place)).collect();
         for c in fresh {
@@ -180,13 +188,13 @@ impl FleetView {
                     .map_err(internal)?;
             }
         }
-        Ok(())
+        Ok(count)
     }
 }
 
 /// A lease placed and committed by the scheduler, by database GPU ids.
 pub(crate) struct Committed {
-    lease: Uuid,
+    pub lease: Uuid,
     preemptible: bool,
     at: Vec<(Uuid, Placement)>,
 }

@@ -353,6 +353,9 @@ async fn a_fleet_read_in_the_background_adopts_what_was_committed_meanwhile(back
     }
     let report = w.tick(&mut state).await;
     assert!(!state.rebuilding_in_background());
+    // Swapped in, not dropped for a rebuild in the tick (which would place the same).
+    let adopted = state.last_background_swap_adopted();
+    assert!(matches!(adopted, Some(0..=3)), "{adopted:?}");
     assert_eq!((report.placed, report.pending), (11, 1), "{report:?}");
     assert_eq!(state.placed_in_view(), 14);
     let mut on_second = 0;
