@@ -2,8 +2,8 @@
 //! [`crate::agent::notify_nodes`] (a `pg_notify` on [`NOTIFY_CHANNEL`] inside their
 //! transaction); every replica runs [`run`], which listens on that channel and turns each
 //! notice (its payload is the node's id) into `events.nodes_changed([id])`, so an agent's
-//! long-poll is woken whichever replica
-//! serves it. It also listens for API-token revocations
+//! long-poll is woken whichever replica serves it (and lease long-polls look again: a
+//! node's change is its leases' change). It also listens for API-token revocations
 //! ([`crate::token_cache::NOTIFY_CHANNEL`]) and drops them from this replica's token cache.
 //! Nothing to do on SQLite: one process, in-process events suffice.
 
@@ -80,6 +80,10 @@ async fn listen(
                         Ok(node) => svc.events.nodes_changed([node]),
                         Err(_) => svc.events.node_changed(),
                     }
+                    // A node's desired state moves with its leases (placed, active,
+                    // released, preempted): lease long-polls here look again at once
+                    // rather than at their once-a-second re-read.
+                    svc.events.lease_changed();
                 }
             }
         }
