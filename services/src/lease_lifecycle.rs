@@ -11,9 +11,7 @@ use crate::lease_state::LeaseState;
 use crate::ledger;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 /// Moves `lease` to `to`, refusing transitions the state machine forbids or a concurrent
@@ -185,21 +183,27 @@ pub async fn bump_nodes(
     if node_ids.is_empty() {
         return Ok(());
     }
-    if node_ids.len() > 1 {
-        // Locked in id order first (as the heartbeat writer and the unreachable sweep
-        // do): an `UPDATE … IN (…)` locks in scan order, and two writers of several nodes
-        // could otherwise deadlock.
-        let mut sorted = node_ids.to_vec();
-        sorted.sort_unstable();
-        nodes::Entity::find()
-            .select_only()
-            .column(nodes::Column::Id)
-            .filter(nodes::Column::Id.is_in(sorted))
-            .order_by_asc(nodes::Column::Id)
-            .lock_exclusive()
-            .into_tuple::<uuid::Uuid>()
-            .all(txn)
-            .await?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // One round trip: lock in id order (as the heartbeat writer and the unreachable
+        // sweep do; an `UPDATE … IN (…)` locks in scan order, and two writers of several
+        // nodes could deadlock), bump, and notify the other replicas (on commit) with
+        // the node ids the listeners expect. This runs in every scheduler batch.
+        let ids: Vec<String> = node_ids.iter().map(uuid::Uuid::to_string).collect();
+        let sql = "WITH locked AS (SELECT id FROM nodes WHERE id = ANY($2::uuid[]) ORDER BY id FOR UPDATE), \
+                   bumped AS (UPDATE nodes SET desired_revision = nodes.desired_revision + 1, updated_at = $1 \
+                   FROM locked WHERE nodes.id = locked.id RETURNING nodes.id) \
+                   SELECT pg_notify($3, bumped.id::text) FROM bumped";
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            sql,
+            [
+                now.into(),
+                format!("{{{}}}", ids.join(",")).into(),
+                crate::agent::NOTIFY_CHANNEL.into(),
+            ],
+        ))
+        .await?;
+        return Ok(());
     }
     nodes::Entity::update_many()
         .col_expr(
@@ -210,9 +214,7 @@ pub async fn bump_nodes(
         .filter(nodes::Column::Id.is_in(node_ids.iter().copied()))
         .exec(txn)
         .await?;
-    // Other replicas' long-polls learn of it through LISTEN/NOTIFY (on commit).
-    let ids: Vec<_> = node_ids.iter().copied().map(crate::ids::NodeId).collect();
-    crate::agent::notify_nodes(txn, &ids).await
+    Ok(())
 }
 
 /// Loads a lease row by id, without access checks (internal callers only).
