@@ -189,6 +189,12 @@ impl SchedulerState {
             loading
                 .committed
                 .extend(placed.iter().map(restore::Committed::of));
+            // Placed now: no longer let go of, whatever an earlier batch did with it.
+            if let Some(forgotten) = self.view.as_mut().and_then(|v| v.forgotten.as_mut()) {
+                for p in placed {
+                    forgotten.remove(&p.lease.id);
+                }
+            }
         }
     }
 
@@ -234,13 +240,12 @@ impl SchedulerState {
             }
         };
         self.last_rebuild = Some((std::time::Instant::now(), took));
-        let gone: std::collections::HashSet<uuid::Uuid> = forgotten.iter().copied().collect();
         for lease in &forgotten {
             view.forget(*lease);
         }
         let committed: Vec<restore::Committed> = std::mem::take(&mut loading.committed)
             .into_iter()
-            .filter(|c| !gone.contains(&c.lease))
+            .filter(|c| !forgotten.contains(&c.lease))
             .collect();
         match view.adopt(&committed) {
             Ok(adopted) => self.last_swap_adopted = Some(adopted),
@@ -317,7 +322,7 @@ impl SchedulerState {
             if (resync || moved) && spaced && self.loading.is_none() {
                 let db = svc.db.clone();
                 if let Some(v) = self.view.as_mut() {
-                    v.forgotten = Some(Vec::new());
+                    v.forgotten = Some(std::collections::HashSet::new());
                 }
                 self.loading = Some(Loading {
                     task: tokio::spawn(async move {

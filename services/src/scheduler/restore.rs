@@ -59,8 +59,9 @@ pub(crate) struct FleetView {
     next_key: u64,
     pub fingerprint: Fingerprint,
     pub built_at: DateTime<Utc>,
-    /// While a newer view is read in the background: the leases let go of since.
-    pub forgotten: Option<Vec<Uuid>>,
+    /// While a newer view is read in the background: the leases let go of since and
+    /// not placed again after (a pending lease is let go of after each failed attempt).
+    pub forgotten: Option<std::collections::HashSet<Uuid>>,
 }
 
 impl FleetView {
@@ -140,7 +141,7 @@ impl FleetView {
     /// Releases a lease in the engine and forgets its key (no-op if unknown).
     pub fn forget(&mut self, lease: Uuid) {
         if let Some(log) = self.forgotten.as_mut() {
-            log.push(lease);
+            log.insert(lease);
         }
         if let Some(key) = self.keys.remove(&lease) {
             self.leases.remove(&key);
