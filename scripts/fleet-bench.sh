@@ -39,7 +39,7 @@ for NODES in "${SIZES[@]}"; do
   DB="aion_fleet_${NODES}_$$"
   DATA=$(mktemp -d)
   SERVERS=() FLEETS=()
-  trap 'kill ${FLEETS[*]} ${SERVERS[*]} 2>/dev/null || true; psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; rm -rf "$DATA"' EXIT
+  trap 'kill ${FLEETS[*]} ${SERVERS[*]} 2>/dev/null || true; [[ -n ${LOG_DIR:-} ]] && mkdir -p "$LOG_DIR" && cp "$DATA"/*.log "$LOG_DIR/" 2>/dev/null || true; psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; rm -rf "$DATA"' EXIT
   psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
   for ((r = 0; r < REPLICAS; r++)); do
     P=$((PORT + r))

@@ -245,6 +245,12 @@ async fn the_devices_file_is_written_again_only_when_what_it_lists_changes() -> 
     // The same leases at the same revision: the file (and its time) stay as they were.
     a.apply_desired(desired(1, vec![l.clone()]), true).await?;
     assert_eq!(aion_agent::exec::read_devices(&dir)?, first);
+    // Removed behind the agent's back: written again, same content, later time.
+    std::fs::remove_file(aion_agent::exec::devices_path(&dir))?;
+    a.apply_desired(desired(1, vec![l.clone()]), true).await?;
+    let rewritten = aion_agent::exec::read_devices(&dir)?;
+    assert_eq!(rewritten.leases, first.leases);
+    assert!(rewritten.written_at > first.written_at);
     // A new revision is written, and so is a lease that is no longer live.
     a.apply_desired(desired(2, vec![l.clone()]), true).await?;
     let second = aion_agent::exec::read_devices(&dir)?;

@@ -212,9 +212,11 @@ pub fn publish_now(
             })
             .collect(),
     };
+    // Written again if someone removed it (a stat, far cheaper than the synced write).
     let unchanged = published
         .as_ref()
-        .is_some_and(|p| p.revision == devices.revision && p.leases == devices.leases);
+        .is_some_and(|p| p.revision == devices.revision && p.leases == devices.leases)
+        && exec::devices_path(state_dir).exists();
     if !unchanged {
         // Forgotten first: after a failed write, the next publish writes again.
         *published = None;
