@@ -21,8 +21,8 @@ use crate::nodes::{NodeState, set_state};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
-    Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Set, Statement,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -348,7 +348,11 @@ pub(crate) async fn heartbeat(
     now: DateTime<Utc>,
     request_id: &str,
 ) -> Result<(nodes::Model, bool)> {
+    // Locked: the unreachable sweep may be marking this node in a concurrent transaction;
+    // read unlocked, the node looked `ready`, the write waited for the sweep, and the node
+    // stayed `unreachable` with a fresh heartbeat (nothing brought it back).
     let model = nodes::Entity::find_by_id(node.0)
+        .lock_exclusive()
         .one(txn)
         .await?
         .ok_or(Error::NotFound("node"))?;

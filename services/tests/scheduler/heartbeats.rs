@@ -14,6 +14,7 @@ on_both_databases!(
     the_unreachable_sweep_counts_heartbeats_still_in_memory,
     a_poll_records_a_heartbeat_and_brings_an_unreachable_node_back,
     polls_are_answered_from_memory_until_a_notice_moves_the_revision,
+    a_status_report_racing_the_unreachable_sweep_brings_the_node_back,
 );
 
 async fn node_row(w: &World, node: Uuid) -> nodes::Model {
@@ -159,4 +160,36 @@ async fn polls_are_answered_from_memory_until_a_notice_moves_the_revision(backen
     assert_eq!(poll(None, 0).await.unwrap().revision, first + 3);
     bump_silently(&w, node).await;
     assert_eq!(poll(None, 0).await.unwrap().revision, first + 3);
+}
+
+async fn a_status_report_racing_the_unreachable_sweep_brings_the_node_back(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, QuerySelect, Set, TransactionTrait};
+    let w = World::new(backend).await;
+    let node = w.node("n", "ready", 1).await;
+    // The sweep's transaction: the node locked and marked, not yet committed.
+    let sweep = w.svc.db.begin().await.unwrap();
+    let row = nodes::Entity::find_by_id(node)
+        .lock_exclusive()
+        .one(&sweep)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut marked: nodes::ActiveModel = row.into();
+    marked.state = Set("unreachable".into());
+    marked.update(&sweep).await.unwrap();
+    // Meanwhile the node reports; its transaction waits for the sweep's.
+    let svc = w.svc.clone();
+    let report = tokio::spawn(async move {
+        let auth = NodeAuth {
+            node_id: node.into(),
+            credential_id: Uuid::now_v7(),
+        };
+        let empty = aion_services::agent_input::StatusReport::parse(Vec::new(), Vec::new());
+        agent_sync::report_status(&svc, auth, empty.unwrap(), "t").await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sweep.commit().await.unwrap();
+    report.await.unwrap().unwrap();
+    // The report saw the node as the sweep left it, and brought it back.
+    assert_eq!(state_of(&w, node).await, "ready");
 }
