@@ -381,6 +381,7 @@ async fn a_long_poll_on_one_replica_is_woken_by_a_cordon_made_on_another() {
         .await
         .unwrap();
     let other_base = format!("http://127.0.0.1:{}", other.port());
+    let other_events = other.services.events.clone();
     tokio::spawn(other.run_until_stopped());
     let (base, admin, cordoned) = (app.base.clone(), app.admin.clone(), node.clone());
     let cordon = tokio::spawn(async move {
@@ -422,7 +423,16 @@ async fn a_long_poll_on_one_replica_is_woken_by_a_cordon_made_on_another() {
             .unwrap()
     };
     assert_eq!(poll_other().await["revision"], 2);
-    // Proof that it answers from memory: a change nobody announced is not seen there.
+    // Once its watch has read the cordon's notice (until then it reads the database)...
+    let node_id: uuid::Uuid = node.parse().unwrap();
+    for _ in 0..500 {
+        if !other_events.is_changing(node_id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(poll_other().await["revision"], 2);
+    // ...it answers from memory: a change nobody announced is not seen there.
     {
         use sea_orm::ConnectionTrait;
         app.services
