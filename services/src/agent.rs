@@ -381,7 +381,6 @@ pub(crate) async fn heartbeat(
             },
         )
         .await?;
-        notify_nodes(txn, &[node]).await?;
     }
     let model = nodes::Entity::find_by_id(node.0)
         .one(txn)

@@ -241,8 +241,8 @@ pub async fn desired_state(
     let mut changes = revisions.subscribe(node.0);
     let mut current = revisions.current(svc, node).await?;
     if beat(svc, &revisions, &current, node, request_id).await? {
-        // Back from `unreachable`: its revision moved before the watch can know it.
-        revisions.forget(node.0);
+        // Back from `unreachable`: its revision moved, and its notice keeps it from being
+        // answered from memory until the watch has read it.
         current = revisions.current(svc, node).await?;
     }
     let deadline = tokio::time::Instant::now() + wait;
@@ -438,13 +438,6 @@ impl RevisionWatch {
             w.beat_at = Some(now);
         }
         !fresh
-    }
-
-    /// Stops trusting what is known of `node` (the next poll reads it).
-    fn forget(&self, node: uuid::Uuid) {
-        if let Some(w) = self.lock().get_mut(&node) {
-            w.known = None;
-        }
     }
 
     /// The nodes watched (forgetting, at most once a second, those nobody polled

@@ -348,7 +348,7 @@ pub async fn operate(svc: &Services, caller: &Caller, id: NodeId, op: Operation)
         },
     )
     .await?;
-    notify_nodes(&txn, &[id]).await?;
+    // `set_state` bumped the node, which notifies the other replicas.
     let node = nodes::Entity::find_by_id(id.0)
         .one(&txn)
         .await?
