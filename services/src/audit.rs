@@ -105,12 +105,7 @@ pub async fn append_many(
         .into_iter()
         .map(|r| inbox_row(now, caller, r))
         .collect();
-    for chunk in rows.chunks(500) {
-        audit_inbox::Entity::insert_many(chunk.to_vec())
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
+    crate::pg_array::insert_many(txn, rows).await
 }
 
 /// The inbox row of one event by `caller`.
@@ -336,10 +331,5 @@ pub async fn append_many_by_node(
             details: Set(rec.details.to_string()),
         })
         .collect();
-    for chunk in rows.chunks(500) {
-        audit_inbox::Entity::insert_many(chunk.to_vec())
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
+    crate::pg_array::insert_many(txn, rows).await
 }

@@ -8,8 +8,8 @@ use crate::entities::{audit_events, audit_head, audit_inbox};
 use crate::error::{Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use std::time::Duration;
 
@@ -35,12 +35,17 @@ pub async fn seal_pending(db: &DatabaseConnection) -> Result<u64> {
     loop {
         let txn = crate::db::write_txn(db).await?;
         let head = lock_head(&txn).await?;
-        let waiting = audit_inbox::Entity::find()
-            .order_by_asc(audit_inbox::Column::OccurredAt)
-            .order_by_asc(audit_inbox::Column::Id)
-            .limit(BATCH)
-            .all(&txn)
-            .await?;
+        let postgres = txn.get_database_backend() == DatabaseBackend::Postgres;
+        let waiting = if postgres {
+            take_waiting_postgres(&txn).await?
+        } else {
+            audit_inbox::Entity::find()
+                .order_by_asc(audit_inbox::Column::OccurredAt)
+                .order_by_asc(audit_inbox::Column::Id)
+                .limit(BATCH)
+                .all(&txn)
+                .await?
+        };
         if waiting.is_empty() {
             txn.commit().await?;
             return Ok(sealed);
@@ -70,11 +75,13 @@ pub async fn seal_pending(db: &DatabaseConnection) -> Result<u64> {
             events.push(audit_events::ActiveModel::from(event));
         }
         let count = events.len() as u64;
-        audit_events::Entity::insert_many(events).exec(&txn).await?;
-        audit_inbox::Entity::delete_many()
-            .filter(audit_inbox::Column::Id.is_in(ids))
-            .exec(&txn)
-            .await?;
+        crate::pg_array::insert_many(&txn, events).await?;
+        if !postgres {
+            audit_inbox::Entity::delete_many()
+                .filter(audit_inbox::Column::Id.is_in(ids))
+                .exec(&txn)
+                .await?;
+        }
         audit_head::ActiveModel {
             id: Set(1),
             seq: Set(seq),
@@ -85,6 +92,26 @@ pub async fn seal_pending(db: &DatabaseConnection) -> Result<u64> {
         txn.commit().await?;
         sealed += count;
     }
+}
+
+/// Takes (deletes and returns) the oldest `BATCH` inbox events in one statement, in the
+/// order they are chained. The head lock keeps other sealers out meanwhile; a mutation
+/// committing now lands in the next batch.
+async fn take_waiting_postgres(txn: &impl ConnectionTrait) -> Result<Vec<audit_inbox::Model>> {
+    let mut waiting = audit_inbox::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "DELETE FROM audit_inbox WHERE id IN \
+             (SELECT id FROM audit_inbox ORDER BY occurred_at, id LIMIT $1) \
+             RETURNING id, occurred_at, actor, action, target_kind, target_id, \
+             organization_id, project_id, request_id, details",
+            [i64::try_from(BATCH).unwrap_or(i64::MAX).into()],
+        ))
+        .all(txn)
+        .await?;
+    // RETURNING keeps no order; uuids compare bytewise in both PostgreSQL and Rust.
+    waiting.sort_by_key(|m| (m.occurred_at, m.id));
+    Ok(waiting)
 }
 
 /// Seals the inbox every `every` until `shutdown` turns true.

@@ -23,6 +23,7 @@ use crate::lease_admission::{self as admission, Ask};
 use crate::lease_state::LeaseState;
 use crate::leases::{self, Lease, NewLease};
 use crate::ledger;
+use crate::pg_array;
 use crate::quotas::{self, EffectiveQuota};
 use crate::values::OrganizationKind;
 use chrono::{DateTime, Utc};
@@ -225,8 +226,14 @@ async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result
     let mut outcomes: Vec<Option<Outcome>> = jobs.iter().map(|_| None).collect();
 
     // Who may use which project: one read of all the batch's projects.
+    let backend = txn.get_database_backend();
+    let job_projects = distinct(jobs.iter().map(|j| j.project_id.0));
     let project_rows: HashMap<uuid::Uuid, projects::Model> = projects::Entity::find()
-        .filter(projects::Column::Id.is_in(distinct(jobs.iter().map(|j| j.project_id.0))))
+        .filter(pg_array::uuid_in(
+            backend,
+            projects::Column::Id,
+            &job_projects,
+        ))
         .all(&txn)
         .await?
         .into_iter()
@@ -326,18 +333,14 @@ async fn admit_batch(svc: &Services, now: DateTime<Utc>, jobs: &[Job]) -> Result
         }
     }
     if !rows.is_empty() {
-        lease_rows::Entity::insert_many(rows).exec(&txn).await?;
-        audit_inbox::Entity::insert_many(events).exec(&txn).await?;
+        pg_array::insert_many(&txn, rows).await?;
+        pg_array::insert_many(&txn, events).await?;
         // Holds are posted by the system: the callers are in the audit events.
         let heads = std::mem::take(&mut totals.heads);
         let moved = ledger::post_locked(&txn, now, "system:admission", holds, heads).await?;
         ledger::raise_warnings(&txn, now, &svc.budget, &moved).await?;
     }
-    if !keys.is_empty() {
-        idempotency_keys::Entity::insert_many(keys)
-            .exec(&txn)
-            .await?;
-    }
+    pg_array::insert_many(&txn, keys).await?;
     txn.commit().await?;
     Ok(outcomes
         .into_iter()
@@ -382,16 +385,33 @@ async fn claim_keys(
                 .unwrap_or_default(),
         )
     };
-    let mut any = Condition::any();
-    for i in &keyed {
-        let (principal, op, key) = triple(&jobs[*i]);
-        any = any.add(
-            Condition::all()
-                .add(idempotency_keys::Column::PrincipalKey.eq(principal))
-                .add(idempotency_keys::Column::Operation.eq(op))
-                .add(idempotency_keys::Column::IdemKey.eq(key)),
-        );
-    }
+    let any = if txn.get_database_backend() == DatabaseBackend::Postgres {
+        // Three arrays: one statement text whatever the number of keys.
+        let mut columns = [(); 3].map(|_| pg_array::ArrayLiteral::with_capacity(keyed.len()));
+        for i in &keyed {
+            let (principal, op, key) = triple(&jobs[*i]);
+            columns[0].text(&principal);
+            columns[1].text(&op);
+            columns[2].text(&key);
+        }
+        Condition::all().add(Expr::cust_with_values(
+            "(\"idempotency_keys\".\"principal_key\", \"idempotency_keys\".\"operation\", \
+             \"idempotency_keys\".\"idem_key\") IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
+            columns.map(pg_array::ArrayLiteral::finish),
+        ))
+    } else {
+        let mut any = Condition::any();
+        for i in &keyed {
+            let (principal, op, key) = triple(&jobs[*i]);
+            any = any.add(
+                Condition::all()
+                    .add(idempotency_keys::Column::PrincipalKey.eq(principal))
+                    .add(idempotency_keys::Column::Operation.eq(op))
+                    .add(idempotency_keys::Column::IdemKey.eq(key)),
+            );
+        }
+        any
+    };
     let stored: HashMap<(String, String, String), idempotency_keys::Model> =
         idempotency_keys::Entity::find()
             .filter(any)
@@ -453,7 +473,11 @@ async fn lock_orgs(
     orgs: &[uuid::Uuid],
 ) -> Result<HashMap<OrganizationId, OrganizationKind>> {
     let mut find = organizations::Entity::find()
-        .filter(organizations::Column::Id.is_in(orgs.to_vec()))
+        .filter(pg_array::uuid_in(
+            txn.get_database_backend(),
+            organizations::Column::Id,
+            orgs,
+        ))
         .order_by_asc(organizations::Column::Id);
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         find = find.lock_exclusive();
@@ -478,7 +502,11 @@ async fn lock_valid_grants(
     now: DateTime<Utc>,
 ) -> Result<HashMap<uuid::Uuid, Vec<grants::Model>>> {
     let mut find = grants::Entity::find()
-        .filter(grants::Column::ProjectId.is_in(projects.to_vec()))
+        .filter(pg_array::uuid_in(
+            txn.get_database_backend(),
+            grants::Column::ProjectId,
+            projects,
+        ))
         .filter(grants::Column::ValidFrom.lte(now))
         .filter(grants::Column::ValidUntil.gt(now))
         .order_by_asc(grants::Column::Id);
@@ -510,7 +538,11 @@ async fn read_totals(
         .column(lease_rows::Column::ProjectId)
         .column(lease_rows::Column::Preemptible)
         .column_as(Expr::cust("CAST(SUM(compute_slices) AS BIGINT)"), "held")
-        .filter(lease_rows::Column::OrganizationId.is_in(orgs.to_vec()))
+        .filter(pg_array::uuid_in(
+            txn.get_database_backend(),
+            lease_rows::Column::OrganizationId,
+            orgs,
+        ))
         .filter(lease_rows::Column::State.is_in(LeaseState::live_names()))
         .group_by(lease_rows::Column::OrganizationId)
         .group_by(lease_rows::Column::ProjectId)

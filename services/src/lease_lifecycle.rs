@@ -116,7 +116,11 @@ pub async fn schedule_many(
                 updated_at: Set(now),
                 ..Default::default()
             })
-            .filter(leases::Column::Id.is_in(chunk.to_vec()))
+            .filter(crate::pg_array::uuid_in(
+                txn.get_database_backend(),
+                leases::Column::Id,
+                chunk,
+            ))
             .filter(leases::Column::State.eq(LeaseState::Pending.as_str()))
             .exec(txn)
             .await?;
@@ -188,7 +192,6 @@ pub async fn bump_nodes(
         // sweep do; an `UPDATE … IN (…)` locks in scan order, and two writers of several
         // nodes could deadlock), bump, and notify the other replicas (on commit) with
         // the node ids the listeners expect. This runs in every scheduler batch.
-        let ids: Vec<String> = node_ids.iter().map(uuid::Uuid::to_string).collect();
         let sql = "WITH locked AS (SELECT id FROM nodes WHERE id = ANY($2::uuid[]) ORDER BY id FOR UPDATE), \
                    bumped AS (UPDATE nodes SET desired_revision = nodes.desired_revision + 1, updated_at = $1 \
                    FROM locked WHERE nodes.id = locked.id RETURNING nodes.id) \
@@ -198,7 +201,7 @@ pub async fn bump_nodes(
             sql,
             [
                 now.into(),
-                format!("{{{}}}", ids.join(",")).into(),
+                crate::pg_array::uuids(node_ids).into(),
                 crate::agent::NOTIFY_CHANNEL.into(),
             ],
         ))

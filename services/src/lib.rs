@@ -45,6 +45,7 @@ pub mod oidc;
 pub mod operator_views;
 pub mod organizations;
 pub mod pagination;
+pub(crate) mod pg_array;
 pub mod price_lists;
 pub mod pricing;
 pub mod projects;

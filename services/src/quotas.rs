@@ -290,7 +290,11 @@ pub(crate) async fn effective_many(
     let mut keys: Vec<String> = kinds.keys().map(|o| scope_key(*o, None)).collect();
     keys.extend(pairs.iter().map(|(o, p)| scope_key(*o, Some(*p))));
     let mut rows: std::collections::HashMap<String, quotas::Model> = quotas::Entity::find()
-        .filter(quotas::Column::ScopeKey.is_in(keys))
+        .filter(crate::pg_array::text_in(
+            db.get_database_backend(),
+            quotas::Column::ScopeKey,
+            &keys,
+        ))
         .all(db)
         .await?
         .into_iter()

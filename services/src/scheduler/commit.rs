@@ -89,17 +89,10 @@ pub(super) async fn write(
     ledger::lock(txn, &ending).await?;
     preempt(txn, &caller, plan, now).await?;
     let (rows, claims) = placement_rows(plan, now)?;
-    for chunk in rows.chunks(CHUNK) {
-        lease_placements::Entity::insert_many(chunk.to_vec())
-            .exec(txn)
-            .await?;
-    }
-    for chunk in claims.chunks(CHUNK) {
-        gpu_slot_claims::Entity::insert_many(chunk.to_vec())
-            .exec(txn)
-            .await
-            .map_err(|e| Error::Conflict(format!("a GPU memory slot is already claimed: {e}")))?;
-    }
+    crate::pg_array::insert_many(txn, rows).await?;
+    crate::pg_array::insert_many(txn, claims)
+        .await
+        .map_err(|e| Error::Conflict(format!("a GPU memory slot is already claimed: {e}")))?;
     let placed: Vec<&leases::Model> = plan.placed.iter().map(|p| &p.lease).collect();
     lease_lifecycle::schedule_many(txn, now, &caller, &placed).await?;
     for p in &plan.placed {

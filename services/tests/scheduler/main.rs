@@ -304,6 +304,7 @@ async fn assert_claims_consistent(w: &World) {
     }
 }
 
+mod audit_arrays;
 mod cases;
 mod grant_end;
 mod heartbeats;
