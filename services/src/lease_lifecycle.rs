@@ -192,7 +192,7 @@ pub async fn bump_nodes(
         // sweep do; an `UPDATE … IN (…)` locks in scan order, and two writers of several
         // nodes could deadlock), bump, and notify the other replicas (on commit) with
         // the node ids the listeners expect. This runs in every scheduler batch.
-        let sql = "WITH locked AS (SELECT id FROM nodes WHERE id = ANY($2::uuid[]) ORDER BY id FOR UPDATE), \
+        let sql = "WITH locked AS (SELECT id FROM nodes WHERE id IN (SELECT unnest($2::uuid[])) ORDER BY id FOR UPDATE), \
                    bumped AS (UPDATE nodes SET desired_revision = nodes.desired_revision + 1, updated_at = $1 \
                    FROM locked WHERE nodes.id = locked.id RETURNING nodes.id) \
                    SELECT pg_notify($3, bumped.id::text) FROM bumped";

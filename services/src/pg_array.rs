@@ -84,8 +84,10 @@ pub(crate) fn uuids(ids: &[uuid::Uuid]) -> String {
     lit.finish()
 }
 
-/// `column IN (ids)`, written on PostgreSQL as `column = ANY($n::uuid[])` so that the
-/// statement's text does not depend on how many ids there are.
+/// `column IN (ids)`, written on PostgreSQL as `column IN (SELECT unnest($n::uuid[]))` so
+/// that the statement's text does not depend on how many ids there are. Not
+/// `= ANY($n::uuid[])`: in a generic plan's sequential scan, the cast literal is parsed
+/// again for every row filtered (0.5 ms for 32 ids over 32 rows); the subquery runs once.
 pub(crate) fn uuid_in<C: ColumnTrait>(
     backend: DatabaseBackend,
     column: C,
@@ -95,7 +97,7 @@ pub(crate) fn uuid_in<C: ColumnTrait>(
         let table = <C::EntityName as Default>::default();
         return sea_orm::sea_query::Expr::cust_with_values(
             format!(
-                "\"{}\".\"{}\" = ANY($1::uuid[])",
+                "\"{}\".\"{}\" IN (SELECT unnest($1::uuid[]))",
                 table.table_name(),
                 column.as_str()
             ),
@@ -119,7 +121,7 @@ pub(crate) fn text_in<C: ColumnTrait>(
         }
         return sea_orm::sea_query::Expr::cust_with_values(
             format!(
-                "\"{}\".\"{}\" = ANY($1::text[])",
+                "\"{}\".\"{}\" IN (SELECT unnest($1::text[]))",
                 table.table_name(),
                 column.as_str()
             ),
