@@ -103,8 +103,7 @@ async fn take_waiting_postgres(txn: &impl ConnectionTrait) -> Result<Vec<audit_i
             DatabaseBackend::Postgres,
             "DELETE FROM audit_inbox WHERE id IN \
              (SELECT id FROM audit_inbox ORDER BY occurred_at, id LIMIT $1) \
-             RETURNING id, occurred_at, actor, action, target_kind, target_id, \
-             organization_id, project_id, request_id, details",
+             RETURNING *",
             [i64::try_from(BATCH).unwrap_or(i64::MAX).into()],
         ))
         .all(txn)

@@ -92,7 +92,12 @@ pub(super) async fn write(
     crate::pg_array::insert_many(txn, rows).await?;
     crate::pg_array::insert_many(txn, claims)
         .await
-        .map_err(|e| Error::Conflict(format!("a GPU memory slot is already claimed: {e}")))?;
+        .map_err(|e| match e {
+            Error::Conflict(why) => {
+                Error::Conflict(format!("a GPU memory slot is already claimed: {why}"))
+            }
+            other => other,
+        })?;
     let placed: Vec<&leases::Model> = plan.placed.iter().map(|p| &p.lease).collect();
     lease_lifecycle::schedule_many(txn, now, &caller, &placed).await?;
     for p in &plan.placed {
