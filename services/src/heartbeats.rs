@@ -14,7 +14,8 @@
 use crate::entities::nodes;
 use crate::error::Result;
 use crate::nodes::NodeState;
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::pg_array::ArrayLiteral;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
@@ -126,11 +127,12 @@ impl HeartbeatBuffer {
 /// same whatever the number of nodes (one prepared statement, not one per batch size).
 async fn write_postgres(db: &impl ConnectionTrait, beats: &[(Uuid, DateTime<Utc>)]) -> Result<()> {
     for chunk in beats.chunks(CHUNK) {
-        let ids: Vec<String> = chunk.iter().map(|(node, _)| node.to_string()).collect();
-        let times: Vec<String> = chunk
-            .iter()
-            .map(|(_, at)| format!("\"{}\"", at.to_rfc3339_opts(SecondsFormat::Micros, true)))
-            .collect();
+        let mut ids = ArrayLiteral::with_capacity(chunk.len());
+        let mut times = ArrayLiteral::with_capacity(chunk.len());
+        for (node, at) in chunk {
+            ids.plain(node);
+            times.time(*at);
+        }
         // The rows are locked in id order first, so two flushes (or a flush and another
         // writer that also goes in id order) cannot deadlock on them.
         let sql = "WITH beat AS (SELECT * FROM unnest($2::uuid[], $3::timestamptz[]) AS b(id, at)), \
@@ -141,8 +143,8 @@ async fn write_postgres(db: &impl ConnectionTrait, beats: &[(Uuid, DateTime<Utc>
                    AND (nodes.last_heartbeat_at IS NULL OR nodes.last_heartbeat_at < beat.at)";
         let values: Vec<sea_orm::Value> = vec![
             NodeState::Unreachable.as_str().into(),
-            format!("{{{}}}", ids.join(",")).into(),
-            format!("{{{}}}", times.join(",")).into(),
+            ids.finish().into(),
+            times.finish().into(),
         ];
         db.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
