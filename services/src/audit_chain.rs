@@ -52,7 +52,12 @@ pub async fn seal_pending(db: &DatabaseConnection) -> Result<u64> {
         }
         let (mut seq, mut prev) = (head.seq, head.hash);
         let mut events = Vec::with_capacity(waiting.len());
-        let ids: Vec<_> = waiting.iter().map(|m| m.id).collect();
+        // PostgreSQL took (deleted) its batch already; SQLite deletes it after the insert.
+        let taken: Vec<_> = if postgres {
+            Vec::new()
+        } else {
+            waiting.iter().map(|m| m.id).collect()
+        };
         for m in waiting {
             seq += 1;
             let mut event = audit_events::Model {
@@ -78,7 +83,7 @@ pub async fn seal_pending(db: &DatabaseConnection) -> Result<u64> {
         crate::pg_array::insert_many(&txn, events).await?;
         if !postgres {
             audit_inbox::Entity::delete_many()
-                .filter(audit_inbox::Column::Id.is_in(ids))
+                .filter(audit_inbox::Column::Id.is_in(taken))
                 .exec(&txn)
                 .await?;
         }

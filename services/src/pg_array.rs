@@ -95,15 +95,7 @@ pub(crate) fn uuid_in<C: ColumnTrait>(
     ids: &[uuid::Uuid],
 ) -> sea_orm::sea_query::SimpleExpr {
     if backend == DatabaseBackend::Postgres {
-        let table = <C::EntityName as Default>::default();
-        return sea_orm::sea_query::Expr::cust_with_values(
-            format!(
-                "\"{}\".\"{}\" IN (SELECT unnest($1::uuid[]))",
-                table.table_name(),
-                column.as_str()
-            ),
-            [uuids(ids)],
-        );
+        return in_array(column, uuids(ids), "uuid");
     }
     column.is_in(ids.iter().copied())
 }
@@ -115,21 +107,30 @@ pub(crate) fn text_in<C: ColumnTrait>(
     values: &[String],
 ) -> sea_orm::sea_query::SimpleExpr {
     if backend == DatabaseBackend::Postgres {
-        let table = <C::EntityName as Default>::default();
         let mut lit = ArrayLiteral::with_capacity(values.len());
         for v in values {
             lit.text(v);
         }
-        return sea_orm::sea_query::Expr::cust_with_values(
-            format!(
-                "\"{}\".\"{}\" IN (SELECT unnest($1::text[]))",
-                table.table_name(),
-                column.as_str()
-            ),
-            [lit.finish()],
-        );
+        return in_array(column, lit.finish(), "text");
     }
     column.is_in(values.iter().cloned())
+}
+
+/// `"table"."column" IN (SELECT unnest($1::element[]))` with `literal` bound as `$1`.
+fn in_array<C: ColumnTrait>(
+    column: C,
+    literal: String,
+    element: &str,
+) -> sea_orm::sea_query::SimpleExpr {
+    let table = <C::EntityName as Default>::default();
+    sea_orm::sea_query::Expr::cust_with_values(
+        format!(
+            "\"{}\".\"{}\" IN (SELECT unnest($1::{element}[]))",
+            table.table_name(),
+            column.as_str()
+        ),
+        [literal],
+    )
 }
 
 /// Rows per statement: arrays have no bind limit, this only bounds one message's size.
@@ -178,17 +179,16 @@ where
 /// form here, or the rows do not all set the same columns, or set none.
 fn unnest_insert<A: ActiveModelTrait>(rows: &[A]) -> Option<Statement> {
     let first = rows.first()?;
-    let all: Vec<_> = <A::Entity as EntityTrait>::Column::iter().collect();
+    // Every column, and whether the first row sets it: the others must set the same.
+    let all: Vec<_> = <A::Entity as EntityTrait>::Column::iter()
+        .map(|c| (c, !first.get(c).is_not_set()))
+        .collect();
     let columns: Vec<_> = all
         .iter()
-        .copied()
-        .filter(|c| !first.get(*c).is_not_set())
+        .filter(|(_, set)| *set)
+        .map(|(c, _)| *c)
         .collect();
-    let same_columns = |row: &A| {
-        all.iter()
-            .all(|c| row.get(*c).is_not_set() == first.get(*c).is_not_set())
-    };
-    if columns.is_empty() || !rows.iter().all(same_columns) {
+    if columns.is_empty() {
         return None;
     }
     let mut names = Vec::with_capacity(columns.len());
@@ -206,9 +206,14 @@ fn unnest_insert<A: ActiveModelTrait>(rows: &[A]) -> Option<Statement> {
         .map(|_| ArrayLiteral::with_capacity(rows.len()))
         .collect();
     for row in rows {
-        for (column, array) in columns.iter().zip(arrays.iter_mut()) {
-            let value = row.get(*column).into_value()?;
-            array.value(&value)?;
+        let mut array = arrays.iter_mut();
+        for (column, set) in &all {
+            let value = row.get(*column).into_value();
+            match (set, value) {
+                (true, Some(value)) => array.next()?.value(&value)?,
+                (false, None) => {}
+                _ => return None,
+            }
         }
     }
     let sql = format!(
